@@ -1,0 +1,1 @@
+"""Everything that touches the outside: the event store, settings, logging, the CLI."""

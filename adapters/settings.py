@@ -1,0 +1,53 @@
+"""Settings from ``GRIDCASE_*`` environment variables, read once at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """The engine's configuration. Every field is ``GRIDCASE_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDCASE_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///var/gridcase.db",
+        description="Event store and read models: sqlite:///PATH or postgresql://user:pass@host/db",
+    )
+    timezone: str = Field(default="Asia/Shanghai", description="The district's time zone: local days and deadlines")
+    case_prefix: str = Field(default="SN", pattern=r"^[A-Z]{2,6}$", description="Prefix of case numbers")
+    patrol_prefix: str = Field(default="PT", pattern=r"^[A-Z]{2,6}$", description="Prefix of patrol numbers")
+    log_format: Literal["console", "json"] = Field(default="console", description="Log lines for people or machines")
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+    kafka_bootstrap_servers: str = Field(default="", description="Empty: no Kafka")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises a clear error on an unknown zone
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
+            msg = f"GRIDCASE_DATABASE_URL must start with sqlite:// or postgresql://, got {value!r}"
+            raise ValueError(msg)
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The district's time zone."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file when the store is SQLite, else None."""
+        if not self.database_url.startswith("sqlite://"):
+            return None
+        return Path(self.database_url.removeprefix("sqlite:///").removeprefix("sqlite://"))

@@ -1,0 +1,1 @@
+"""The gridcase domain: aggregates decide, events record. No I/O lives here."""

@@ -1,0 +1,94 @@
+"""Base classes shared by every aggregate: pydantic events on the eventsourcing library.
+
+Events are frozen pydantic models. Each event type may declare ``class_version``
+(a ``ClassVar[int]``); when a stored event has an older version the mapper calls
+``upcast_vN_vN+1(state)`` static methods in turn until it reaches the current one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, ClassVar
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import (
+    Aggregate as LibraryAggregate,
+)
+from eventsourcing.domain import (
+    CanInitAggregate,
+    CanMutateAggregate,
+)
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+
+#: Namespace for ids derived from human-readable codes (case numbers, grid codes…).
+GRIDCASE_NAMESPACE = UUID("6c1f0d8e-3a8b-5d7e-9a51-2f0b7c4e9d10")
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+def id_for(kind: str, code: str) -> UUID:
+    """The aggregate id of a thing known by a human-readable code, found in one step."""
+    return uuid5(GRIDCASE_NAMESPACE, f"{kind}:{code}")
+
+
+class Role(StrEnum):
+    """Who an actor is acting as; permissions are decided on this."""
+
+    GRID_WORKER = "grid_worker"
+    INTAKE_OPERATOR = "intake_operator"
+    DISPATCHER = "dispatcher"
+    DEPARTMENT_HANDLER = "department_handler"
+    CALLBACK_OPERATOR = "callback_operator"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+    SYSTEM = "system"
+
+
+class ActorRef(BaseModel):
+    """The person or process that issued a command: an id, the role acted in, and a unit.
+
+    ``unit`` is the department code for department handlers (so anyone on the
+    department's desk can sign for a referral to it), otherwise optional.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: Code
+    role: Role
+    unit: Code | None = None
+
+
+class DomainEvent(BaseModel):
+    """A fact that happened: immutable, validated, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    class_version: ClassVar[int] = 1
+
+    originator_id: UUID
+    originator_version: int
+    #: When the store took the event (``recorded_at``); set by the library.
+    timestamp: datetime
+
+
+class Aggregate(LibraryAggregate):
+    """Aggregate base whose events are pydantic models carrying actor and ``occurred_at``."""
+
+    class Event(DomainEvent, CanMutateAggregate[UUID]):
+        """Base event of every aggregate: who caused it and when it happened."""
+
+        actor: ActorRef
+        #: When it happened, as told by the command (may be hours before recording).
+        occurred_at: AwareDatetime
+
+    class Created(Event, CanInitAggregate[UUID]):
+        """Base "created" event of every aggregate."""
+
+        originator_topic: str
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Normalise an aware datetime to UTC for comparisons and storage."""
+    return moment.astimezone(UTC)

@@ -1,0 +1,691 @@
+"""The case: a citizen complaint or a patrol finding, from intake to closure."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+from eventsourcing.domain import event
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.base import ActorRef, Aggregate, Code, Role, as_utc, id_for
+from domain.errors import CommandRefused
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from uuid import UUID
+
+
+class CaseState(StrEnum):
+    """Where a case is in its life (DESIGN.md, "Case lifecycle")."""
+
+    REPORTED = "reported"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    MERGED = "merged"
+    DISPATCHED = "dispatched"
+    IN_PROGRESS = "in_progress"
+    SUSPENDED = "suspended"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    CLOSED = "closed"
+
+
+OPEN_STATES = frozenset(
+    {
+        CaseState.REPORTED,
+        CaseState.ACCEPTED,
+        CaseState.DISPATCHED,
+        CaseState.IN_PROGRESS,
+        CaseState.SUSPENDED,
+        CaseState.RESOLVED,
+        CaseState.VERIFIED,
+    }
+)
+
+
+class Channel(StrEnum):
+    """How a case came in: one number, one window, many doors."""
+
+    HOTLINE = "hotline"
+    WINDOW = "window"
+    APP = "app"
+    WECHAT = "wechat"
+    LETTER_VISIT = "letter_visit"
+    PATROL = "patrol"
+    SUPERVISION = "supervision"
+
+
+class Urgency(StrEnum):
+    """How fast the case must move; selects the SLA row together with the category's class."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class Level(StrEnum):
+    """Who owns the case: small matters stay in the community, big ones in the street."""
+
+    COMMUNITY = "community"
+    STREET = "street"
+    DISTRICT = "district"
+
+    @property
+    def rank(self) -> int:
+        """Order of levels, community lowest."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {Level.COMMUNITY: 0, Level.STREET: 1, Level.DISTRICT: 2}
+
+
+class Satisfaction(StrEnum):
+    """The citizen's answer on the callback."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
+
+
+class HandlerKind(StrEnum):
+    """A case is dispatched to a grid worker or referred to a department."""
+
+    WORKER = "worker"
+    DEPARTMENT = "department"
+
+
+class HandlerRef(BaseModel):
+    """The grid worker or department a case is dispatched to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: HandlerKind
+    id: Code
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+
+class Location(BaseModel):
+    """Where it is: an address, coordinates, or both."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+class ReporterContact(BaseModel):
+    """Personal data of the reporter. Never shown publicly, never published in clear."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    id_number: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+DISPATCHERS = frozenset({Role.DISPATCHER, Role.ADMIN})
+INTAKE = frozenset({Role.INTAKE_OPERATOR, Role.GRID_WORKER, Role.DISPATCHER, Role.ADMIN, Role.SYSTEM})
+MERGERS = frozenset({Role.INTAKE_OPERATOR, Role.DISPATCHER, Role.ADMIN})
+ESCALATORS = frozenset({Role.DISPATCHER, Role.ADMIN, Role.SYSTEM})
+VERIFIERS = frozenset({Role.GRID_WORKER})
+CALLBACK = frozenset({Role.CALLBACK_OPERATOR, Role.INTAKE_OPERATOR, Role.DISPATCHER, Role.ADMIN})
+#: Reading roles may not write anything on a case.
+NOTE_TAKERS = frozenset(set(Role) - {Role.AUDITOR})
+
+#: The actor the domain itself acts as when a policy (not a person) decides.
+CALLBACK_POLICY = ActorRef(id="policy:callback-not-resolved", role=Role.SYSTEM)
+
+
+def case_id(case_number: str) -> UUID:
+    """The aggregate id of a case, derived from its number so lookup is one step."""
+    return id_for("case", case_number)
+
+
+class Case(Aggregate):
+    """A citizen complaint or a patrol finding, from intake to closure."""
+
+    class CaseReported(Aggregate.Created):
+        """A complaint or finding registered under a new case number."""
+
+        case_number: Code
+        channel: Channel
+        category: Code
+        grid: Code
+        community: Code
+        street: Code
+        location: Location
+        description: str
+        reporter: ReporterContact | None = None
+        urgency: Urgency
+        patrol_id: Code | None = None
+
+    class CaseAccepted(Aggregate.Event):
+        """The centre takes the case on at a level."""
+
+        level: Level
+
+    class CaseRejected(Aggregate.Event):
+        """The centre declines the case."""
+
+        reason: str
+
+    class DuplicateMerged(Aggregate.Event):
+        """The case is a duplicate; its number now resolves to the master case."""
+
+        master_case_number: Code
+
+    class CaseDispatched(Aggregate.Event):
+        """The case is sent to a handler with deadlines decided now, from a policy version."""
+
+        handler: HandlerRef
+        level: Level
+        sign_by: AwareDatetime
+        resolve_by: AwareDatetime
+        sla_policy_version: int
+        calendar_version: int
+
+    class DispatchSigned(Aggregate.Event):
+        """The handler takes the case on (签收)."""
+
+    class DispatchReturned(Aggregate.Event):
+        """The handler sends the case back: not theirs (退单)."""
+
+        reason: str
+
+    class CaseEscalated(Aggregate.Event):
+        """The case moves up a level and goes back to the centre to be dispatched again."""
+
+        from_level: Level
+        to_level: Level
+        reason: str
+
+    class DeadlineExtended(Aggregate.Event):
+        """The resolve-by deadline is moved later."""
+
+        resolve_by: AwareDatetime
+        reason: str
+
+    class CaseSuspended(Aggregate.Event):
+        """Work is parked (缓办); the SLA clock stops."""
+
+        reason: str
+
+    class CaseResumed(Aggregate.Event):
+        """Work restarts; the SLA clock runs again."""
+
+        suspended_seconds: int
+
+    class ProgressNoted(Aggregate.Event):
+        """Someone on the case writes down what happened."""
+
+        note: str
+
+    class CaseResolved(Aggregate.Event):
+        """The handler says it is fixed."""
+
+        result: str
+        evidence: tuple[str, ...] = ()
+
+    class ResolutionVerified(Aggregate.Event):
+        """A grid worker checked on site: it is fixed."""
+
+    class ResolutionRejected(Aggregate.Event):
+        """A grid worker checked on site: it is not fixed (返工)."""
+
+        reason: str
+
+    class CaseClosed(Aggregate.Event):
+        """The centre closes the case."""
+
+    class CitizenFeedbackRecorded(Aggregate.Event):
+        """What the citizen said on the callback."""
+
+        satisfaction: Satisfaction
+        resolved: bool
+
+    class CaseReopened(Aggregate.Event):
+        """A closed case comes back to the centre."""
+
+        reason: str
+
+    # -- creation -------------------------------------------------------------
+
+    @classmethod
+    def report(  # noqa: PLR0913
+        cls,
+        *,
+        case_number: str,
+        channel: Channel,
+        category: str,
+        grid: str,
+        community: str,
+        street: str,
+        location: Location,
+        description: str,
+        reporter: ReporterContact | None,
+        urgency: Urgency,
+        patrol_id: str | None,
+        actor: ActorRef,
+        at: datetime,
+    ) -> Case:
+        """Register a complaint or finding under a new case number (一号受诉)."""
+        subject = f"case {case_number}"
+
+        def refuse(rule: str, reason: str) -> CommandRefused:
+            return CommandRefused(subject=subject, state="new", command="report", rule=rule, reason=reason)
+
+        if actor.role not in INTAKE:
+            raise refuse("ReportMustComeFromIntake", f"role {actor.role} may not register cases")
+        if not description.strip():
+            raise refuse("DescriptionMustNotBeEmpty", "the description is empty")
+        if (channel is Channel.PATROL) != (patrol_id is not None):
+            raise refuse("PatrolFindingMustNamePatrol", "channel patrol goes with a patrol id, and only it")
+        return cls(
+            id=case_id(case_number),
+            case_number=case_number,
+            channel=channel,
+            category=category,
+            grid=grid,
+            community=community,
+            street=street,
+            location=location,
+            description=description.strip(),
+            reporter=reporter,
+            urgency=urgency,
+            patrol_id=patrol_id,
+            actor=actor,
+            occurred_at=at,
+        )
+
+    @event(CaseReported)
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        id: UUID,  # noqa: A002, ARG002 - the library wants it named so
+        case_number: str,
+        channel: Channel,
+        category: str,
+        grid: str,
+        community: str,
+        street: str,
+        location: Location,
+        description: str,
+        reporter: ReporterContact | None,
+        urgency: Urgency,
+        patrol_id: str | None,
+        actor: ActorRef,
+        occurred_at: datetime,
+    ) -> None:
+        self.case_number = case_number
+        self.channel = channel
+        self.category = category
+        self.grid = grid
+        self.community = community
+        self.street = street
+        self.location = location
+        self.description = description
+        self.urgency = urgency
+        self.patrol_id = patrol_id
+        self.reported_by = actor
+        self.reported_at = occurred_at
+        self.last_occurred_at = occurred_at
+        self.state = CaseState.REPORTED
+        self.level: Level | None = None
+        self.handler: HandlerRef | None = None
+        self.sign_by: datetime | None = None
+        self.resolve_by: datetime | None = None
+        self.sla_policy_version: int | None = None
+        self.merged_into: str | None = None
+        self.suspended_since: datetime | None = None
+        self.suspended_seconds = 0
+        self.returns = 0
+        self.escalations = 0
+        self.resolved_by: HandlerRef | None = None
+        self.feedback_recorded = False
+        self.has_reporter_contact = reporter is not None
+
+    # -- guards ---------------------------------------------------------------
+
+    def _refuse(self, command: str, rule: str, reason: str) -> CommandRefused:
+        return CommandRefused(
+            subject=f"case {self.case_number}",
+            state=self.state.value,
+            command=command,
+            rule=rule,
+            reason=reason,
+        )
+
+    def _check(
+        self,
+        command: str,
+        actor: ActorRef,
+        at: datetime,
+        *,
+        states: Iterable[CaseState],
+        roles: frozenset[Role],
+    ) -> None:
+        allowed = tuple(states)
+        if self.state not in allowed:
+            wanted = " or ".join(s.value for s in allowed)
+            raise self._refuse(command, "CommandNotAllowedInState", f"the case must be {wanted}")
+        if actor.role not in roles:
+            raise self._refuse(command, "ActorRoleNotAllowed", f"role {actor.role.value} may not {command}")
+        if as_utc(at) < as_utc(self.last_occurred_at):
+            raise self._refuse(
+                command,
+                "OccurredAtMustNotPrecedeLastEvent",
+                f"occurred_at {at.isoformat()} is before the case's last event "
+                f"({self.last_occurred_at.isoformat()})",
+            )
+
+    def _check_is_current_handler(self, command: str, actor: ActorRef) -> None:
+        handler = self.handler
+        assert handler is not None  # every state that has a handler sets it
+        if handler.kind is HandlerKind.WORKER:
+            ok = actor.role is Role.GRID_WORKER and actor.id == handler.id
+        else:
+            ok = actor.role is Role.DEPARTMENT_HANDLER and actor.unit == handler.id
+        if not ok:
+            raise self._refuse(
+                command,
+                "OnlyTheCurrentHandlerMayDoThis",
+                f"the case is with {handler}, not {actor.role.value} {actor.id}",
+            )
+
+    def _check_reason(self, command: str, reason: str, field: str = "reason") -> str:
+        text = reason.strip()
+        if not text:
+            raise self._refuse(command, "ReasonMustBeGiven", f"the {field} is empty")
+        return text
+
+    # -- intake ---------------------------------------------------------------
+
+    def accept(self, actor: ActorRef, level: Level, at: datetime) -> None:
+        """The centre takes the case on at a level (受理)."""
+        self._check("accept", actor, at, states=[CaseState.REPORTED], roles=DISPATCHERS)
+        self._accepted(level=level, actor=actor, occurred_at=at)
+
+    @event(CaseAccepted)
+    def _accepted(self, level: Level, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.ACCEPTED
+        self.level = level
+        self.last_occurred_at = occurred_at
+
+    def reject(self, actor: ActorRef, reason: str, at: datetime) -> None:
+        """The centre declines the case (out of scope, insufficient information…)."""
+        self._check("reject", actor, at, states=[CaseState.REPORTED], roles=DISPATCHERS)
+        self._rejected(reason=self._check_reason("reject", reason), actor=actor, occurred_at=at)
+
+    @event(CaseRejected)
+    def _rejected(self, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.REJECTED
+        self.last_occurred_at = occurred_at
+
+    def merge_into(self, actor: ActorRef, master_case_number: str, at: datetime) -> None:
+        """Mark the case a duplicate of an open master; the caller keeps their number."""
+        self._check("merge", actor, at, states=[CaseState.REPORTED], roles=MERGERS)
+        if master_case_number == self.case_number:
+            raise self._refuse("merge", "CaseCannotBeMergedIntoItself", "the master is this case")
+        self._merged(master_case_number=master_case_number, actor=actor, occurred_at=at)
+
+    @event(DuplicateMerged)
+    def _merged(self, master_case_number: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.MERGED
+        self.merged_into = master_case_number
+        self.last_occurred_at = occurred_at
+
+    # -- dispatch -------------------------------------------------------------
+
+    def dispatch(  # noqa: PLR0913
+        self,
+        actor: ActorRef,
+        handler: HandlerRef,
+        sign_by: datetime,
+        resolve_by: datetime,
+        sla_policy_version: int,
+        calendar_version: int,
+        at: datetime,
+    ) -> None:
+        """Send the case to a grid worker or refer it to a department, with its deadlines."""
+        self._check("dispatch", actor, at, states=[CaseState.ACCEPTED], roles=DISPATCHERS)
+        if as_utc(sign_by) <= as_utc(at) or as_utc(resolve_by) <= as_utc(at):
+            raise self._refuse("dispatch", "DeadlineMustBeInTheFuture", "a deadline is not after the dispatch")
+        if as_utc(resolve_by) < as_utc(sign_by):
+            raise self._refuse("dispatch", "ResolveByMustNotPrecedeSignBy", "resolve-by is before sign-by")
+        assert self.level is not None
+        self._dispatched(
+            handler=handler,
+            level=self.level,
+            sign_by=sign_by,
+            resolve_by=resolve_by,
+            sla_policy_version=sla_policy_version,
+            calendar_version=calendar_version,
+            actor=actor,
+            occurred_at=at,
+        )
+
+    @event(CaseDispatched)
+    def _dispatched(
+        self,
+        handler: HandlerRef,
+        sign_by: datetime,
+        resolve_by: datetime,
+        sla_policy_version: int,
+        calendar_version: int,
+        level: Level,
+        actor: ActorRef,
+        occurred_at: datetime,
+    ) -> None:
+        self.state = CaseState.DISPATCHED
+        self.handler = handler
+        self.sign_by = sign_by
+        self.resolve_by = resolve_by
+        self.sla_policy_version = sla_policy_version
+        self.last_occurred_at = occurred_at
+
+    def sign(self, actor: ActorRef, at: datetime) -> None:
+        """The handler the case was dispatched to takes it on (签收)."""
+        self._check("sign", actor, at, states=[CaseState.DISPATCHED], roles=frozenset(Role))
+        self._check_is_current_handler("sign", actor)
+        self._signed(actor=actor, occurred_at=at)
+
+    @event(DispatchSigned)
+    def _signed(self, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.IN_PROGRESS
+        self.last_occurred_at = occurred_at
+
+    def return_dispatch(self, actor: ActorRef, reason: str, at: datetime) -> None:
+        """The handler sends the case back to the centre: it is not theirs (退单)."""
+        self._check("return", actor, at, states=[CaseState.DISPATCHED], roles=frozenset(Role))
+        self._check_is_current_handler("return", actor)
+        self._returned(reason=self._check_reason("return", reason), actor=actor, occurred_at=at)
+
+    @event(DispatchReturned)
+    def _returned(self, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.ACCEPTED
+        self.handler = None
+        self.returns += 1
+        self.last_occurred_at = occurred_at
+
+    def escalate(self, actor: ActorRef, to_level: Level, reason: str, at: datetime) -> None:
+        """Move the case up: community → street → district. It goes back to the centre."""
+        self._check(
+            "escalate",
+            actor,
+            at,
+            states=[CaseState.ACCEPTED, CaseState.DISPATCHED, CaseState.IN_PROGRESS],
+            roles=ESCALATORS,
+        )
+        assert self.level is not None
+        if to_level.rank <= self.level.rank:
+            raise self._refuse(
+                "escalate",
+                "EscalationMustGoUp",
+                f"the case is already at {self.level.value}; {to_level.value} is not above it",
+            )
+        self._escalated(
+            from_level=self.level,
+            to_level=to_level,
+            reason=self._check_reason("escalate", reason),
+            actor=actor,
+            occurred_at=at,
+        )
+
+    @event(CaseEscalated)
+    def _escalated(
+        self, from_level: Level, to_level: Level, reason: str, actor: ActorRef, occurred_at: datetime
+    ) -> None:
+        self.state = CaseState.ACCEPTED
+        self.level = to_level
+        self.handler = None
+        self.escalations += 1
+        self.last_occurred_at = occurred_at
+
+    # -- handling -------------------------------------------------------------
+
+    def extend_deadline(self, actor: ActorRef, resolve_by: datetime, reason: str, at: datetime) -> None:
+        """Give the handler more time: resolve-by moves later, never earlier."""
+        self._check("extend", actor, at, states=[CaseState.IN_PROGRESS], roles=DISPATCHERS)
+        assert self.resolve_by is not None
+        if as_utc(resolve_by) <= as_utc(at):
+            raise self._refuse("extend", "DeadlineMustBeInTheFuture", f"{resolve_by.isoformat()} is in the past")
+        if as_utc(resolve_by) <= as_utc(self.resolve_by):
+            raise self._refuse(
+                "extend",
+                "ExtensionMustMoveDeadlineLater",
+                f"{resolve_by.isoformat()} is not after the current {self.resolve_by.isoformat()}",
+            )
+        self._extended(
+            resolve_by=resolve_by, reason=self._check_reason("extend", reason), actor=actor, occurred_at=at
+        )
+
+    @event(DeadlineExtended)
+    def _extended(self, resolve_by: datetime, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.resolve_by = resolve_by
+        self.last_occurred_at = occurred_at
+
+    def suspend(self, actor: ActorRef, reason: str, at: datetime) -> None:
+        """Park the case (缓办); the SLA clock stops until it resumes."""
+        self._check("suspend", actor, at, states=[CaseState.IN_PROGRESS], roles=DISPATCHERS)
+        self._suspended(reason=self._check_reason("suspend", reason), actor=actor, occurred_at=at)
+
+    @event(CaseSuspended)
+    def _suspended(self, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.SUSPENDED
+        self.suspended_since = occurred_at
+        self.last_occurred_at = occurred_at
+
+    def resume(self, actor: ActorRef, at: datetime) -> None:
+        """Restart a parked case; the time it was parked is recorded."""
+        self._check("resume", actor, at, states=[CaseState.SUSPENDED], roles=DISPATCHERS)
+        assert self.suspended_since is not None
+        seconds = int((as_utc(at) - as_utc(self.suspended_since)).total_seconds())
+        self._resumed(suspended_seconds=seconds, actor=actor, occurred_at=at)
+
+    @event(CaseResumed)
+    def _resumed(self, suspended_seconds: int, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.IN_PROGRESS
+        self.suspended_since = None
+        self.suspended_seconds += suspended_seconds
+        self.last_occurred_at = occurred_at
+
+    def note(self, actor: ActorRef, note: str, at: datetime) -> None:
+        """Write down progress on an open case."""
+        self._check("note", actor, at, states=OPEN_STATES, roles=NOTE_TAKERS)
+        self._noted(note=self._check_reason("note", note, "note"), actor=actor, occurred_at=at)
+
+    @event(ProgressNoted)
+    def _noted(self, note: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.last_occurred_at = occurred_at
+
+    def resolve(self, actor: ActorRef, result: str, evidence: tuple[str, ...], at: datetime) -> None:
+        """The handler reports the matter fixed, with evidence references."""
+        self._check("resolve", actor, at, states=[CaseState.IN_PROGRESS], roles=frozenset(Role))
+        self._check_is_current_handler("resolve", actor)
+        self._resolved(
+            result=self._check_reason("resolve", result, "result"),
+            evidence=tuple(evidence),
+            actor=actor,
+            occurred_at=at,
+        )
+
+    @event(CaseResolved)
+    def _resolved(
+        self, result: str, evidence: tuple[str, ...], actor: ActorRef, occurred_at: datetime
+    ) -> None:
+        self.state = CaseState.RESOLVED
+        self.resolved_by = self.handler
+        self.last_occurred_at = occurred_at
+
+    def verify(self, actor: ActorRef, at: datetime) -> None:
+        """A grid worker confirms on site that it is fixed."""
+        self._check("verify", actor, at, states=[CaseState.RESOLVED], roles=VERIFIERS)
+        self._verified(actor=actor, occurred_at=at)
+
+    @event(ResolutionVerified)
+    def _verified(self, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.VERIFIED
+        self.last_occurred_at = occurred_at
+
+    def reject_resolution(self, actor: ActorRef, reason: str, at: datetime) -> None:
+        """A grid worker finds on site that it is not fixed: back to the handler (返工)."""
+        self._check("reject-resolution", actor, at, states=[CaseState.RESOLVED], roles=VERIFIERS)
+        self._rework(reason=self._check_reason("reject-resolution", reason), actor=actor, occurred_at=at)
+
+    @event(ResolutionRejected)
+    def _rework(self, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.IN_PROGRESS
+        self.last_occurred_at = occurred_at
+
+    # -- closure --------------------------------------------------------------
+
+    def close(self, actor: ActorRef, at: datetime) -> None:
+        """The centre closes a verified case (结案)."""
+        self._check("close", actor, at, states=[CaseState.VERIFIED], roles=DISPATCHERS)
+        self._closed(actor=actor, occurred_at=at)
+
+    @event(CaseClosed)
+    def _closed(self, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.CLOSED
+        self.feedback_recorded = False
+        self.last_occurred_at = occurred_at
+
+    def record_feedback(self, actor: ActorRef, satisfaction: Satisfaction, resolved: bool, at: datetime) -> None:
+        """Record the callback. "Not resolved" reopens the case: closed is not the same as fixed."""
+        self._check("feedback", actor, at, states=[CaseState.CLOSED], roles=CALLBACK)
+        if self.feedback_recorded:
+            raise self._refuse("feedback", "OneCallbackPerClosure", "feedback for this closure is already recorded")
+        self._feedback(satisfaction=satisfaction, resolved=resolved, actor=actor, occurred_at=at)
+        if not resolved:
+            self._reopened(
+                reason="callback: the citizen says it is not resolved",
+                actor=CALLBACK_POLICY,
+                occurred_at=at,
+            )
+
+    @event(CitizenFeedbackRecorded)
+    def _feedback(self, satisfaction: Satisfaction, resolved: bool, actor: ActorRef, occurred_at: datetime) -> None:
+        self.feedback_recorded = True
+        self.last_occurred_at = occurred_at
+
+    def reopen(self, actor: ActorRef, reason: str, at: datetime) -> None:
+        """Bring a closed case back to the centre (e.g. after a dissatisfied callback)."""
+        self._check("reopen", actor, at, states=[CaseState.CLOSED], roles=DISPATCHERS)
+        self._reopened(reason=self._check_reason("reopen", reason), actor=actor, occurred_at=at)
+
+    @event(CaseReopened)
+    def _reopened(self, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
+        self.state = CaseState.ACCEPTED
+        self.handler = None
+        self.last_occurred_at = occurred_at
+
+    # -- reading --------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """Whether work on the case can still happen."""
+        return self.state in OPEN_STATES

@@ -1,0 +1,340 @@
+"""Commands: what someone asks the engine to do, in the imperative.
+
+The same models serve the CLI, ``gridcase apply`` (one JSON object per line)
+and the HTTP API, and generate ``schemas/commands/``. ``at`` is when it
+happened (``occurred_at``); left out, it means now.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from domain.base import ActorRef, Code
+from domain.case import Channel, HandlerRef, Level, Location, ReporterContact, Satisfaction, Urgency
+from domain.patrol import CheckpointKind
+from domain.registry import Count, GridKind, Name, OrgKind, WorkerKind
+from domain.sla import SlaClass, SlaRule
+
+CaseNumber = Annotated[str, Field(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6}$", examples=["SN-20211231-000123"])]
+
+
+class Command(BaseModel):
+    """Fields every command carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    actor: ActorRef
+    at: AwareDatetime | None = None
+
+
+class CaseCommand(Command):
+    """A command on an existing case, named by its number."""
+
+    case_number: CaseNumber
+
+
+class ReportCase(Command):
+    """Register a complaint or finding under a new case number (number given only by migrations)."""
+
+    command: Literal["case.report"] = "case.report"
+    case_number: CaseNumber | None = None
+    channel: Channel
+    category: Code
+    grid: Code
+    location: Location = Location()
+    description: str
+    reporter: ReporterContact | None = None
+    urgency: Urgency = Urgency.NORMAL
+
+
+class AcceptCase(CaseCommand):
+    """Take the case on at a level."""
+
+    command: Literal["case.accept"] = "case.accept"
+    level: Level = Level.COMMUNITY
+
+
+class RejectCase(CaseCommand):
+    """Decline the case, saying why."""
+
+    command: Literal["case.reject"] = "case.reject"
+    reason: str
+
+
+class MergeDuplicate(CaseCommand):
+    """Mark the case a duplicate of an open master case."""
+
+    command: Literal["case.merge"] = "case.merge"
+    master_case_number: CaseNumber
+
+
+class DispatchCase(CaseCommand):
+    """Send the case to a grid worker or refer it to a department; deadlines come from the SLA policy."""
+
+    command: Literal["case.dispatch"] = "case.dispatch"
+    handler: HandlerRef
+
+
+class SignDispatch(CaseCommand):
+    """The handler takes the case on."""
+
+    command: Literal["case.sign"] = "case.sign"
+
+
+class ReturnDispatch(CaseCommand):
+    """The handler sends the case back: not theirs."""
+
+    command: Literal["case.return"] = "case.return"
+    reason: str
+
+
+class EscalateCase(CaseCommand):
+    """Move the case up a level."""
+
+    command: Literal["case.escalate"] = "case.escalate"
+    to_level: Level
+    reason: str
+
+
+class ExtendDeadline(CaseCommand):
+    """Move the resolve-by deadline later."""
+
+    command: Literal["case.extend"] = "case.extend"
+    resolve_by: AwareDatetime
+    reason: str
+
+
+class SuspendCase(CaseCommand):
+    """Park the case; the SLA clock stops."""
+
+    command: Literal["case.suspend"] = "case.suspend"
+    reason: str
+
+
+class ResumeCase(CaseCommand):
+    """Restart a parked case."""
+
+    command: Literal["case.resume"] = "case.resume"
+
+
+class NoteProgress(CaseCommand):
+    """Write down progress."""
+
+    command: Literal["case.note"] = "case.note"
+    note: str
+
+
+class ResolveCase(CaseCommand):
+    """The handler reports it fixed."""
+
+    command: Literal["case.resolve"] = "case.resolve"
+    result: str
+    evidence: tuple[str, ...] = ()
+
+
+class VerifyResolution(CaseCommand):
+    """A grid worker confirms on site that it is fixed."""
+
+    command: Literal["case.verify"] = "case.verify"
+
+
+class RejectResolution(CaseCommand):
+    """A grid worker finds on site that it is not fixed."""
+
+    command: Literal["case.reject-resolution"] = "case.reject-resolution"
+    reason: str
+
+
+class CloseCase(CaseCommand):
+    """Close a verified case."""
+
+    command: Literal["case.close"] = "case.close"
+
+
+class RecordFeedback(CaseCommand):
+    """Record the citizen's answer on the callback."""
+
+    command: Literal["case.feedback"] = "case.feedback"
+    satisfaction: Satisfaction
+    resolved: bool
+
+
+class ReopenCase(CaseCommand):
+    """Bring a closed case back."""
+
+    command: Literal["case.reopen"] = "case.reopen"
+    reason: str
+
+
+class StartPatrol(Command):
+    """A worker starts patrolling a grid; returns the patrol number."""
+
+    command: Literal["patrol.start"] = "patrol.start"
+    worker: Code
+    grid: Code
+
+
+class PatrolCommand(Command):
+    """A command on an existing patrol."""
+
+    patrol_number: CaseNumber
+
+
+class LogCheckpoint(PatrolCommand):
+    """Log a household visit or a place inspected."""
+
+    command: Literal["patrol.checkpoint"] = "patrol.checkpoint"
+    kind: CheckpointKind
+    target: Code
+    notes: str = ""
+    elderly_visit: bool = False
+
+
+class EndPatrol(PatrolCommand):
+    """End the patrol."""
+
+    command: Literal["patrol.end"] = "patrol.end"
+    distance_m: Annotated[int, Field(ge=0)] = 0
+
+
+class ReportHazard(PatrolCommand):
+    """Report a hazard found on patrol: a new case with channel ``patrol``."""
+
+    command: Literal["patrol.hazard"] = "patrol.hazard"
+    category: Code
+    location: Location = Location()
+    description: str
+    urgency: Urgency = Urgency.NORMAL
+
+
+class CreateOrgUnit(Command):
+    """Set up a district, street, community, grid or department."""
+
+    command: Literal["registry.org-unit"] = "registry.org-unit"
+    code: Code
+    kind: OrgKind
+    name: Name
+    name_en: Name | None = None
+    parent: Code | None = None
+    grid_kind: GridKind | None = None
+    households: Count = 0
+    population: Count = 0
+    elderly: Count = 0
+
+
+class UpdateGridFigures(Command):
+    """Record a new count of a grid's households and residents."""
+
+    command: Literal["registry.grid-figures"] = "registry.grid-figures"
+    grid: Code
+    households: Count
+    population: Count
+    elderly: Count = 0
+
+
+class AppointGridLeader(Command):
+    """Make a worker the grid's leader."""
+
+    command: Literal["registry.grid-leader"] = "registry.grid-leader"
+    grid: Code
+    worker: Code
+
+
+class RegisterWorker(Command):
+    """Register a grid worker."""
+
+    command: Literal["registry.worker"] = "registry.worker"
+    code: Code
+    name: Name
+    kind: WorkerKind
+    department: Code | None = None
+
+
+class AssignWorker(Command):
+    """Assign a worker to a grid from a date."""
+
+    command: Literal["registry.assign"] = "registry.assign"
+    worker: Code
+    grid: Code
+    start: date
+
+
+class UnassignWorker(Command):
+    """End a worker's assignment to a grid."""
+
+    command: Literal["registry.unassign"] = "registry.unassign"
+    worker: Code
+    grid: Code
+    end: date
+
+
+class DefineCategory(Command):
+    """Add a category to the catalogue."""
+
+    command: Literal["registry.category"] = "registry.category"
+    code: Code
+    group: Code
+    group_name: Name
+    group_name_en: Name
+    name: Name
+    name_en: Name
+    default_unit: Code
+    sla_class: SlaClass
+
+
+class PublishSlaPolicy(Command):
+    """Publish the next version of the SLA policy."""
+
+    command: Literal["registry.sla-policy"] = "registry.sla-policy"
+    version: Annotated[int, Field(ge=1)]
+    rules: tuple[SlaRule, ...]
+
+
+class PublishCalendar(Command):
+    """Publish the next version of the holiday calendar."""
+
+    command: Literal["registry.calendar"] = "registry.calendar"
+    version: Annotated[int, Field(ge=1)]
+    holidays: tuple[date, ...] = ()
+    workdays: tuple[date, ...] = ()
+
+
+AnyCommand = Annotated[
+    ReportCase
+    | AcceptCase
+    | RejectCase
+    | MergeDuplicate
+    | DispatchCase
+    | SignDispatch
+    | ReturnDispatch
+    | EscalateCase
+    | ExtendDeadline
+    | SuspendCase
+    | ResumeCase
+    | NoteProgress
+    | ResolveCase
+    | VerifyResolution
+    | RejectResolution
+    | CloseCase
+    | RecordFeedback
+    | ReopenCase
+    | StartPatrol
+    | LogCheckpoint
+    | EndPatrol
+    | ReportHazard
+    | CreateOrgUnit
+    | UpdateGridFigures
+    | AppointGridLeader
+    | RegisterWorker
+    | AssignWorker
+    | UnassignWorker
+    | DefineCategory
+    | PublishSlaPolicy
+    | PublishCalendar,
+    Field(discriminator="command"),
+]
+
+COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)

@@ -1,0 +1,1 @@
+"""Read models (case status, worker performance, intake) and the code that builds them."""

@@ -1,0 +1,1 @@
+"""Rebuilds, as-of cut-offs, review reports and audit verification."""

