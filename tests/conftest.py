@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from adapters.logging import configure_logging
 from adapters.service import Gridcase
 from adapters.settings import Settings
 
@@ -16,7 +17,11 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-ADMIN = {"id": "admin", "role": "admin"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs() -> None:
+    configure_logging("console", "warning")
 
 
 @pytest.fixture(scope="session")
