@@ -123,10 +123,9 @@ class Gridcase:
 
     # -- numbers ----------------------------------------------------------------
 
-    def _issue_number(self, prefix: str, day: date, id_of: Callable[[str], UUID]) -> str:
-        """The next unused number of the day; the store's uniqueness guards races."""
-        key = (prefix, day)
-        sequence = self._next_sequence.get(key)
+    def _free_sequence(self, prefix: str, day: date, id_of: Callable[[str], UUID]) -> int:
+        """The next unused sequence number of the day; the store's uniqueness guards races."""
+        sequence = self._next_sequence.get((prefix, day))
         if sequence is None:
             sequence = self._first_free(lambda n: self._exists(id_of(format_number(prefix, day, n))))
         while self._exists(id_of(format_number(prefix, day, sequence))):
@@ -134,8 +133,7 @@ class Gridcase:
         if sequence > MAX_SEQUENCE:
             msg = f"no numbers left for {prefix} on {day}"
             raise BadInput(msg)
-        self._next_sequence[key] = sequence + 1
-        return format_number(prefix, day, sequence)
+        return sequence
 
     @staticmethod
     def _first_free(exists: Callable[[int], bool]) -> int:
@@ -153,14 +151,15 @@ class Gridcase:
 
     def _create_numbered(self, prefix: str, day: date, id_of: Callable[[str], UUID], make: Callable[[str], A]) -> A:
         for _attempt in range(50):
-            number = self._issue_number(prefix, day, id_of)
-            aggregate = make(number)
+            sequence = self._free_sequence(prefix, day, id_of)
+            aggregate = make(format_number(prefix, day, sequence))  # a refusal here issues no number
             try:
                 self._save(aggregate)
             except ConcurrentChange:
                 # Another process took this number first: take the next one.
                 self._next_sequence.pop((prefix, day), None)
                 continue
+            self._next_sequence[(prefix, day)] = sequence + 1
             return aggregate
         msg = f"could not issue a {prefix} number for {day}: too much contention"
         raise ConcurrentChange(msg)

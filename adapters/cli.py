@@ -1,0 +1,540 @@
+"""The ``gridcase`` command line: every command of the case, the patrol and the registry.
+
+Exit codes: 0 ok, 2 bad input, 3 refused by the domain, 4 conflict (a concurrent
+change). Each failure prints one line on stderr naming what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from enum import IntEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from adapters.logging import configure_logging
+from adapters.service import BadInput, ConcurrentChange, Gridcase, Result
+from adapters.settings import Settings
+from domain.commands import COMMANDS
+from domain.errors import DomainError
+
+# Piped output is read by people in logs and CI too: do not squeeze tables into 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Exit(IntEnum):
+    """Process exit codes."""
+
+    OK = 0
+    BAD_INPUT = 2
+    REFUSED = 3
+    CONFLICT = 4
+
+
+app = typer.Typer(
+    help="gridcase: event-sourced case management for grid-based community governance.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+case_app = typer.Typer(help="Case lifecycle: report, accept, dispatch, sign … close, feedback, reopen.", no_args_is_help=True)
+patrol_app = typer.Typer(help="Patrols: start, checkpoints, end, hazards found.", no_args_is_help=True)
+registry_app = typer.Typer(help="Reference data: org units, workers, categories, SLA policy, calendar.", no_args_is_help=True)
+app.add_typer(case_app, name="case")
+app.add_typer(patrol_app, name="patrol")
+app.add_typer(registry_app, name="registry")
+
+# -- shared options ---------------------------------------------------------------
+
+ActorOpt = Annotated[str | None, typer.Option("--actor", envvar="GRIDCASE_ACTOR", help="Who acts (id).")]
+RoleOpt = Annotated[
+    str | None,
+    typer.Option("--role", envvar="GRIDCASE_ROLE", help="Role acted in: grid_worker, dispatcher, admin, …"),
+]
+UnitOpt = Annotated[str | None, typer.Option("--unit", envvar="GRIDCASE_UNIT", help="Department of a handler.")]
+AtOpt = Annotated[
+    str | None, typer.Option("--at", help="When it happened (ISO 8601; no offset = district local time). Default now.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+Number = Annotated[str, typer.Argument(help="Case number, e.g. SN-20211231-000123.")]
+PatrolNumber = Annotated[str, typer.Argument(help="Patrol number, e.g. PT-20211231-000045.")]
+Reason = Annotated[str, typer.Option("--reason", help="Why.")]
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _fail(Exit.BAD_INPUT, f"bad setting: {_describe(error)}")
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _fail(code: Exit, message: str) -> NoReturn:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _describe(error: ValidationError) -> str:
+    """One line naming each wrong field."""
+    parts = []
+    for problem in error.errors()[:5]:
+        where = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{where}: {problem['msg']}" if where else problem["msg"])
+    return "; ".join(parts)
+
+
+def _local(text: str | None, settings: Settings) -> str | None:
+    """ISO time as given; a time without offset is district local time."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(Exit.BAD_INPUT, f"bad input: {text!r} is not an ISO 8601 time")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.tz)
+    return moment.isoformat()
+
+
+@contextmanager
+def _service(settings: Settings) -> Any:
+    service = Gridcase(settings)
+    try:
+        yield service
+    finally:
+        service.close()
+
+
+def execute(service: Gridcase, fields: dict[str, Any]) -> tuple[Exit, Result | str]:
+    """Validate and handle one command given as plain fields; the outcome and its result or reason."""
+    try:
+        command = COMMANDS.validate_python(fields)
+    except ValidationError as error:
+        return Exit.BAD_INPUT, f"bad input: {_describe(error)}"
+    try:
+        return Exit.OK, service.handle(command)
+    except DomainError as error:
+        return Exit.REFUSED, f"refused: {error}"
+    except BadInput as error:
+        return Exit.BAD_INPUT, f"bad input: {error}"
+    except ConcurrentChange as error:
+        return Exit.CONFLICT, f"conflict: changed by someone else at the same time, try again ({error})"
+
+
+def _run(name: str, fields: dict[str, Any], actor: str | None, role: str | None, unit: str | None,
+         at: str | None, as_json: bool) -> None:  # fmt: skip
+    settings = _settings()
+    if not actor or not role:
+        _fail(Exit.BAD_INPUT, "bad input: actor: give --actor and --role (or GRIDCASE_ACTOR and GRIDCASE_ROLE)")
+    payload = {"command": name, "actor": {"id": actor, "role": role, "unit": unit}, **fields}
+    if at is not None:
+        payload["at"] = _local(at, settings)
+    with _service(settings) as service:
+        code, result = execute(service, payload)
+    if code is not Exit.OK:
+        _fail(code, str(result))
+    assert isinstance(result, dict)
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        out.print(" ".join(str(v) for v in result.values()), markup=False, highlight=False)
+
+
+# -- case ---------------------------------------------------------------------------
+
+
+@case_app.command("report")
+def case_report(  # noqa: PLR0913
+    channel: Annotated[str, typer.Option(help="hotline, window, app, wechat, letter_visit, supervision")],
+    category: Annotated[str, typer.Option(help="Category code, e.g. facility.manhole")],
+    grid: Annotated[str, typer.Option(help="Grid code")],
+    description: Annotated[str, typer.Option(help="What is wrong")],
+    urgency: Annotated[str, typer.Option(help="normal or urgent")] = "normal",
+    address: Annotated[str | None, typer.Option()] = None,
+    lat: Annotated[float | None, typer.Option()] = None,
+    lon: Annotated[float | None, typer.Option()] = None,
+    reporter_name: Annotated[str | None, typer.Option(help="Personal data: never shown publicly")] = None,
+    reporter_phone: Annotated[str | None, typer.Option(help="Personal data")] = None,
+    reporter_id_number: Annotated[str | None, typer.Option(help="Personal data")] = None,
+    case_number: Annotated[str | None, typer.Option(help="Only for migrations: keep an existing number")] = None,
+    actor: ActorOpt = None,
+    role: RoleOpt = None,
+    unit: UnitOpt = None,
+    at: AtOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a complaint under a new case number (一号受诉); prints the number."""
+    reporter = {"name": reporter_name, "phone": reporter_phone, "id_number": reporter_id_number}
+    fields: dict[str, Any] = {
+        "channel": channel,
+        "category": category,
+        "grid": grid,
+        "description": description,
+        "urgency": urgency,
+        "location": {"address": address, "lat": lat, "lon": lon},
+        "reporter": reporter if any(reporter.values()) else None,
+    }
+    if case_number:
+        fields["case_number"] = case_number
+    _run("case.report", fields, actor, role, unit, at, as_json)
+
+
+@case_app.command("accept")
+def case_accept(number: Number, level: Annotated[str, typer.Option(help="community, street or district")] = "community",
+                actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Take the case on at a level (受理)."""
+    _run("case.accept", {"case_number": number, "level": level}, actor, role, unit, at, as_json)
+
+
+@case_app.command("reject")
+def case_reject(number: Number, reason: Reason, actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None,
+                at: AtOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Decline the case, saying why."""
+    _run("case.reject", {"case_number": number, "reason": reason}, actor, role, unit, at, as_json)
+
+
+@case_app.command("merge")
+def case_merge(number: Number, into: Annotated[str, typer.Option("--into", help="Master case number")],
+               actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+               as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Mark the case a duplicate of an open master; its number will lead to the master."""
+    _run("case.merge", {"case_number": number, "master_case_number": into}, actor, role, unit, at, as_json)
+
+
+@case_app.command("dispatch")
+def case_dispatch(number: Number, worker: Annotated[str | None, typer.Option(help="Grid worker code")] = None,
+                  department: Annotated[str | None, typer.Option(help="Department code")] = None,
+                  actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                  as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Send the case to a grid worker or refer it to a department; deadlines come from the SLA policy."""
+    if (worker is None) == (department is None):
+        _fail(Exit.BAD_INPUT, "bad input: handler: give exactly one of --worker or --department")
+    handler = {"kind": "worker", "id": worker} if worker else {"kind": "department", "id": department}
+    _run("case.dispatch", {"case_number": number, "handler": handler}, actor, role, unit, at, as_json)
+
+
+def _simple_case_command(name: str, doc: str) -> None:
+    def command(number: Number, actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None,
+                at: AtOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+        _run(f"case.{name}", {"case_number": number}, actor, role, unit, at, as_json)
+
+    command.__doc__ = doc
+    case_app.command(name)(command)
+
+
+def _reason_case_command(name: str, doc: str, field: str = "reason") -> None:
+    # A default-value option: the flag name is only known here, and annotations are evaluated lazily.
+    def command(number: Number, reason: str = typer.Option(..., f"--{field}", help=f"The {field}."),  # noqa: B008
+                actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                as_json: JsonOpt = False) -> None:  # fmt: skip
+        _run(f"case.{name}", {"case_number": number, field: reason}, actor, role, unit, at, as_json)
+
+    command.__doc__ = doc
+    case_app.command(name)(command)
+
+
+_simple_case_command("sign", "The handler takes the case on (签收).")
+_reason_case_command("return", "The handler sends the case back: not theirs (退单).")
+_reason_case_command("suspend", "Park the case (缓办); the SLA clock stops.")
+_simple_case_command("resume", "Restart a parked case.")
+_reason_case_command("note", "Write down progress on an open case.", field="note")
+_simple_case_command("verify", "A grid worker confirms on site that it is fixed.")
+_reason_case_command("reject-resolution", "A grid worker finds on site that it is not fixed (返工).")
+_simple_case_command("close", "Close a verified case (结案).")
+_reason_case_command("reopen", "Bring a closed case back to the centre.")
+
+
+@case_app.command("escalate")
+def case_escalate(number: Number, to: Annotated[str, typer.Option("--to", help="street or district")], reason: Reason,
+                  actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                  as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Move the case up a level: community → street → district."""
+    _run("case.escalate", {"case_number": number, "to_level": to, "reason": reason}, actor, role, unit, at, as_json)
+
+
+@case_app.command("extend")
+def case_extend(number: Number, resolve_by: Annotated[str, typer.Option("--resolve-by", help="New deadline (ISO)")],
+                reason: Reason, actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None,
+                at: AtOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Move the resolve-by deadline later."""
+    settings = _settings()
+    fields = {"case_number": number, "resolve_by": _local(resolve_by, settings), "reason": reason}
+    _run("case.extend", fields, actor, role, unit, at, as_json)
+
+
+@case_app.command("resolve")
+def case_resolve(number: Number, result: Annotated[str, typer.Option(help="What was done")],
+                 evidence: Annotated[list[str] | None, typer.Option(help="Evidence reference (repeatable)")] = None,
+                 actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                 as_json: JsonOpt = False) -> None:  # fmt: skip
+    """The handler reports the matter fixed."""
+    fields = {"case_number": number, "result": result, "evidence": evidence or []}
+    _run("case.resolve", fields, actor, role, unit, at, as_json)
+
+
+@case_app.command("feedback")
+def case_feedback(number: Number,
+                  satisfaction: Annotated[str, typer.Option(help="satisfied, basically_satisfied, dissatisfied")],
+                  resolved: Annotated[bool, typer.Option("--resolved/--not-resolved", help="Is it really fixed?")],
+                  actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                  as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Record the callback; "not resolved" reopens the case."""
+    fields = {"case_number": number, "satisfaction": satisfaction, "resolved": resolved}
+    _run("case.feedback", fields, actor, role, unit, at, as_json)
+
+
+@case_app.command("history")
+def case_history(number: Number, as_json: JsonOpt = False) -> None:
+    """Every event of a case: what, who (id and role), when it happened and when it was recorded."""
+    settings = _settings()
+    with _service(settings) as service:
+        try:
+            rows = service.history(number)
+        except DomainError as error:
+            _fail(Exit.REFUSED, f"refused: {error}")
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    print_history(number, rows, settings)
+
+
+def print_history(number: str, rows: list[Result], settings: Settings) -> None:
+    """A case's history as a table, times in district local time."""
+
+    def local(text: str) -> str:
+        return datetime.fromisoformat(text).astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    table = Table(title=f"History of case {number}", title_justify="left")
+    for column in ("#", "event", "actor", "occurred", "recorded", "details"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        actor = row["actor"]
+        who = f"{actor['role']}:{actor['id']}" + (f"@{actor['unit']}" if actor.get("unit") else "")
+        details = ", ".join(f"{k}={_short(v)}" for k, v in row["data"].items() if v not in (None, [], {}) and k != "case_number")
+        table.add_row(str(row["version"]), row["event"], who, local(row["occurred_at"]), local(row["recorded_at"]),
+                      details)  # fmt: skip
+    out.print(table)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={v}" for k, v in value.items() if v is not None) + "}"
+    return str(value)
+
+
+# -- patrol -------------------------------------------------------------------------
+
+
+@patrol_app.command("start")
+def patrol_start(worker: Annotated[str, typer.Option(help="Worker code")], grid: Annotated[str, typer.Option()],
+                 actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                 as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Start a patrol of a grid; prints the patrol number."""
+    _run("patrol.start", {"worker": worker, "grid": grid}, actor, role, unit, at, as_json)
+
+
+@patrol_app.command("checkpoint")
+def patrol_checkpoint(number: PatrolNumber,
+                      kind: Annotated[str, typer.Option(help="household_visit or place_inspection")],
+                      target: Annotated[str, typer.Option(help="Household or place identifier")],
+                      notes: Annotated[str, typer.Option()] = "",
+                      elderly: Annotated[bool, typer.Option("--elderly", help="An elderly visit (敲门行动)")] = False,
+                      actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                      as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Log a household visit or a place inspected."""
+    fields = {"patrol_number": number, "kind": kind, "target": target, "notes": notes, "elderly_visit": elderly}
+    _run("patrol.checkpoint", fields, actor, role, unit, at, as_json)
+
+
+@patrol_app.command("end")
+def patrol_end(number: PatrolNumber, distance: Annotated[int, typer.Option(help="Metres walked")] = 0,
+               actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+               as_json: JsonOpt = False) -> None:  # fmt: skip
+    """End the patrol."""
+    _run("patrol.end", {"patrol_number": number, "distance_m": distance}, actor, role, unit, at, as_json)
+
+
+@patrol_app.command("hazard")
+def patrol_hazard(number: PatrolNumber, category: Annotated[str, typer.Option()],
+                  description: Annotated[str, typer.Option()], urgency: Annotated[str, typer.Option()] = "normal",
+                  address: Annotated[str | None, typer.Option()] = None,
+                  actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                  as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Report a hazard found on patrol: a new case with channel patrol; prints its number."""
+    fields = {"patrol_number": number, "category": category, "description": description, "urgency": urgency,
+              "location": {"address": address}}  # fmt: skip
+    _run("patrol.hazard", fields, actor, role, unit, at, as_json)
+
+
+# -- registry -----------------------------------------------------------------------
+
+
+@registry_app.command("org-unit")
+def registry_org_unit(code: Annotated[str, typer.Option()], kind: Annotated[str, typer.Option(
+                          help="district, street, community, grid, department")],
+                      name: Annotated[str, typer.Option()], name_en: Annotated[str | None, typer.Option()] = None,
+                      parent: Annotated[str | None, typer.Option()] = None,
+                      grid_kind: Annotated[str | None, typer.Option(help="base or dedicated (grids only)")] = None,
+                      households: int = 0, population: int = 0, elderly: int = 0,
+                      actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                      as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Set up a district, street, community, grid or department."""
+    fields = {"code": code, "kind": kind, "name": name, "name_en": name_en, "parent": parent, "grid_kind": grid_kind,
+              "households": households, "population": population, "elderly": elderly}  # fmt: skip
+    _run("registry.org-unit", fields, actor, role, unit, at, as_json)
+
+
+@registry_app.command("grid-figures")
+def registry_grid_figures(grid: Annotated[str, typer.Option()], households: Annotated[int, typer.Option()],
+                          population: Annotated[int, typer.Option()], elderly: int = 0,
+                          actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                          as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Record a new count of a grid's households and residents."""
+    fields = {"grid": grid, "households": households, "population": population, "elderly": elderly}
+    _run("registry.grid-figures", fields, actor, role, unit, at, as_json)
+
+
+@registry_app.command("grid-leader")
+def registry_grid_leader(grid: Annotated[str, typer.Option()], worker: Annotated[str, typer.Option()],
+                         actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                         as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Make a worker the grid's leader (网格长)."""
+    _run("registry.grid-leader", {"grid": grid, "worker": worker}, actor, role, unit, at, as_json)
+
+
+@registry_app.command("worker")
+def registry_worker(code: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()],
+                    kind: Annotated[str, typer.Option(help="full_time, professional or part_time")],
+                    department: Annotated[str | None, typer.Option()] = None,
+                    actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                    as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Register a grid worker."""
+    fields = {"code": code, "name": name, "kind": kind, "department": department}
+    _run("registry.worker", fields, actor, role, unit, at, as_json)
+
+
+@registry_app.command("assign")
+def registry_assign(worker: Annotated[str, typer.Option()], grid: Annotated[str, typer.Option()],
+                    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD)")],
+                    actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                    as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Assign a worker to a grid from a date."""
+    _run("registry.assign", {"worker": worker, "grid": grid, "start": start}, actor, role, unit, at, as_json)
+
+
+@registry_app.command("unassign")
+def registry_unassign(worker: Annotated[str, typer.Option()], grid: Annotated[str, typer.Option()],
+                      end: Annotated[str, typer.Option(help="Last day (YYYY-MM-DD)")],
+                      actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                      as_json: JsonOpt = False) -> None:  # fmt: skip
+    """End a worker's assignment to a grid."""
+    _run("registry.unassign", {"worker": worker, "grid": grid, "end": end}, actor, role, unit, at, as_json)
+
+
+@registry_app.command("category")
+def registry_category(code: Annotated[str, typer.Option()], group: Annotated[str, typer.Option()],
+                      group_name: Annotated[str, typer.Option()], group_name_en: Annotated[str, typer.Option()],
+                      name: Annotated[str, typer.Option()], name_en: Annotated[str, typer.Option()],
+                      default_unit: Annotated[str, typer.Option(help="'grid' or a department code")],
+                      sla_class: Annotated[str, typer.Option(help="A, B or C")],
+                      actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                      as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Add a category to the catalogue."""
+    fields = {"code": code, "group": group, "group_name": group_name, "group_name_en": group_name_en, "name": name,
+              "name_en": name_en, "default_unit": default_unit, "sla_class": sla_class}  # fmt: skip
+    _run("registry.category", fields, actor, role, unit, at, as_json)
+
+
+@registry_app.command("sla-policy")
+def registry_sla_policy(version: Annotated[int, typer.Option()],
+                        rules: Annotated[Path, typer.Option(help="JSON file: a list of SLA rules")],
+                        actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                        as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Publish the next version of the SLA policy."""
+    try:
+        loaded = json.loads(rules.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        _fail(Exit.BAD_INPUT, f"bad input: rules: {error}")
+    _run("registry.sla-policy", {"version": version, "rules": loaded}, actor, role, unit, at, as_json)
+
+
+@registry_app.command("calendar")
+def registry_calendar(version: Annotated[int, typer.Option()],
+                      holiday: Annotated[list[str] | None, typer.Option(help="A public holiday (repeatable)")] = None,
+                      workday: Annotated[list[str] | None, typer.Option(help="A make-up working day (repeatable)")] = None,
+                      actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                      as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Publish the next version of the holiday calendar."""
+    fields = {"version": version, "holidays": holiday or [], "workdays": workday or []}
+    _run("registry.calendar", fields, actor, role, unit, at, as_json)
+
+
+# -- batch --------------------------------------------------------------------------
+
+
+@app.command("apply")
+def apply(
+    file: Annotated[str, typer.Argument(help="JSON Lines file of commands, or - for stdin")],
+    stop_on_error: Annotated[bool, typer.Option("--stop-on-error", help="Stop at the first bad line")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Apply commands written one JSON object per line, in order (docs/commands.md)."""
+    settings = _settings()
+    try:
+        stream = sys.stdin if file == "-" else Path(file).open(encoding="utf-8")  # noqa: SIM115
+    except OSError as error:
+        _fail(Exit.BAD_INPUT, f"bad input: {file}: {error.strerror}")
+    totals = {"accepted": 0, "refused": 0, "bad_input": 0, "conflict": 0}
+    worst = Exit.OK
+    with stream, _service(settings) as service:
+        for line_number, line in enumerate(stream, start=1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            try:
+                fields = json.loads(line)
+                if not isinstance(fields, dict):
+                    raise TypeError("a line must be a JSON object")  # noqa: TRY301
+            except (ValueError, TypeError) as error:
+                code, result = Exit.BAD_INPUT, f"bad input: malformed JSON: {error}"
+            else:
+                code, result = execute(service, fields)
+            key = {Exit.OK: "accepted", Exit.REFUSED: "refused", Exit.BAD_INPUT: "bad_input", Exit.CONFLICT: "conflict"}
+            totals[key[code]] += 1
+            worst = max(worst, code) if code is not Exit.OK else worst
+            _report_line(line_number, code, result, as_json)
+            if code is not Exit.OK and stop_on_error:
+                break
+    summary = f"{sum(totals.values())} lines: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in totals.items())
+    if as_json:
+        print(json.dumps({"summary": totals}))
+    else:
+        out.print(summary, markup=False, highlight=False)
+    raise typer.Exit(int(worst))
+
+
+def _report_line(line_number: int, code: Exit, result: Result | str, as_json: bool) -> None:
+    if as_json:
+        row: dict[str, Any] = {"line": line_number, "outcome": code.name.lower()}
+        row.update({"result": result} if code is Exit.OK else {"reason": result})
+        print(json.dumps(row, ensure_ascii=False))
+    elif code is Exit.OK:
+        assert isinstance(result, dict)
+        out.print(f"line {line_number}: accepted " + " ".join(str(v) for v in result.values()), markup=False,
+                  highlight=False)  # fmt: skip
+    else:
+        out.print(f"line {line_number}: {result}", markup=False, highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``gridcase`` program."""
+    app()
