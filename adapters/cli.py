@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -294,12 +294,18 @@ def case_feedback(number: Number,
 
 
 @case_app.command("history")
-def case_history(number: Number, as_json: JsonOpt = False) -> None:
+def case_history(
+    number: Number,
+    personal_data: Annotated[
+        bool, typer.Option("--personal-data", help="Show the reporter's contact unmasked (auditors only).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Every event of a case: what, who (id and role), when it happened and when it was recorded."""
     settings = _settings()
     with _service(settings) as service:
         try:
-            rows = service.history(number)
+            rows = service.history(number, personal_data=personal_data)
         except DomainError as error:
             _fail(Exit.REFUSED, f"refused: {error}")
     if as_json:
@@ -533,6 +539,62 @@ def _report_line(line_number: int, code: Exit, result: Result | str, as_json: bo
                   highlight=False)  # fmt: skip
     else:
         out.print(f"line {line_number}: {result}", markup=False, highlight=False)
+
+
+# -- reference district and the tour -------------------------------------------------
+
+REFERENCE_AT = "2021-01-01T00:00:00+08:00"
+
+
+def _load_reference(service: Gridcase, settings: Settings, as_json: bool) -> dict[str, int]:
+    from rich.progress import Progress  # noqa: PLC0415
+
+    from adapters.reference import load_reference_district  # noqa: PLC0415
+
+    at = datetime.fromisoformat(REFERENCE_AT)
+    with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
+        task = progress.add_task("loading the reference district", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+            if not err.is_terminal and not as_json:
+                err.print(f"loading the reference district: {done}/{total} commands", highlight=False)
+
+        return load_reference_district(service, at, progress=advance)
+
+
+@app.command("load-reference")
+def load_reference(as_json: JsonOpt = False) -> None:
+    """Load the reference district (Shinan: 10 streets, 573 grids, 3,606 workers…) unless already there."""
+    settings = _settings()
+    with _service(settings) as service:
+        counts = _load_reference(service, settings, as_json)
+    if as_json:
+        print(json.dumps(counts))
+    else:
+        out.print("reference district: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()),
+                  highlight=False)  # fmt: skip
+
+
+@app.command("walkthrough")
+def walkthrough(as_json: JsonOpt = False) -> None:
+    """Load the reference district if absent, walk one complaint through its whole life, print its history."""
+    from adapters.reference import reference_commands  # noqa: PLC0415
+    from adapters.walkthrough import tour_cast, walk_one_complaint  # noqa: PLC0415
+
+    settings = _settings()
+    with _service(settings) as service:
+        _load_reference(service, settings, as_json)
+        cast = tour_cast(list(reference_commands(datetime.fromisoformat(REFERENCE_AT))))
+        start = datetime.now(settings.tz).replace(microsecond=0) - timedelta(hours=6)
+        number = walk_one_complaint(service, cast, start)
+        rows = service.history(number)
+    if as_json:
+        print(json.dumps({"case_number": number, "history": rows}, ensure_ascii=False, indent=2))
+        return
+    print_history(number, rows, settings)
+    out.print(f"case {number}: {len(rows)} events, reported by hotline, closed after a satisfied callback; "
+              f"see it again with: gridcase case history {number}", highlight=False)  # fmt: skip
 
 
 def main() -> None:

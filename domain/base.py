@@ -19,10 +19,18 @@ from eventsourcing.domain import (
     CanInitAggregate,
     CanMutateAggregate,
 )
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
 #: Namespace for ids derived from human-readable codes (case numbers, grid codes…).
 GRIDCASE_NAMESPACE = UUID("6c1f0d8e-3a8b-5d7e-9a51-2f0b7c4e9d10")
+
+def as_utc(moment: datetime) -> datetime:
+    """Normalise an aware datetime to UTC for comparisons and storage."""
+    return moment.astimezone(UTC)
+
+
+#: An aware moment, stored in UTC so every copy of an event reads the same.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(as_utc)]
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
@@ -81,14 +89,9 @@ class Aggregate(LibraryAggregate):
 
         actor: ActorRef
         #: When it happened, as told by the command (may be hours before recording).
-        occurred_at: AwareDatetime
+        occurred_at: UtcDatetime
 
     class Created(Event, CanInitAggregate[UUID]):
         """Base "created" event of every aggregate."""
 
         originator_topic: str
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Normalise an aware datetime to UTC for comparisons and storage."""
-    return moment.astimezone(UTC)

@@ -7,9 +7,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 from eventsourcing.domain import event
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.base import ActorRef, Aggregate, Code, Role, as_utc, id_for
+from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc, id_for
 from domain.errors import CommandRefused
 
 if TYPE_CHECKING:
@@ -183,8 +183,8 @@ class Case(Aggregate):
 
         handler: HandlerRef
         level: Level
-        sign_by: AwareDatetime
-        resolve_by: AwareDatetime
+        sign_by: UtcDatetime
+        resolve_by: UtcDatetime
         sla_policy_version: int
         calendar_version: int
 
@@ -206,7 +206,7 @@ class Case(Aggregate):
     class DeadlineExtended(Aggregate.Event):
         """The resolve-by deadline is moved later."""
 
-        resolve_by: AwareDatetime
+        resolve_by: UtcDatetime
         reason: str
 
     class CaseSuspended(Aggregate.Event):
