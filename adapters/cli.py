@@ -45,9 +45,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-case_app = typer.Typer(help="Case lifecycle: report, accept, dispatch, sign … close, feedback, reopen.", no_args_is_help=True)
+case_app = typer.Typer(
+    help="Case lifecycle: report, accept, dispatch, sign … close, feedback, reopen.", no_args_is_help=True
+)
 patrol_app = typer.Typer(help="Patrols: start, checkpoints, end, hazards found.", no_args_is_help=True)
-registry_app = typer.Typer(help="Reference data: org units, workers, categories, SLA policy, calendar.", no_args_is_help=True)
+registry_app = typer.Typer(
+    help="Reference data: org units, workers, categories, SLA policy, calendar.", no_args_is_help=True
+)
 app.add_typer(case_app, name="case")
 app.add_typer(patrol_app, name="patrol")
 app.add_typer(registry_app, name="registry")
@@ -153,7 +157,7 @@ def _run(name: str, fields: dict[str, Any], actor: str | None, role: str | None,
 
 
 @case_app.command("report")
-def case_report(  # noqa: PLR0913
+def case_report(
     channel: Annotated[str, typer.Option(help="hotline, window, app, wechat, letter_visit, supervision")],
     category: Annotated[str, typer.Option(help="Category code, e.g. facility.manhole")],
     grid: Annotated[str, typer.Option(help="Grid code")],
@@ -234,7 +238,7 @@ def _simple_case_command(name: str, doc: str) -> None:
 
 def _reason_case_command(name: str, doc: str, field: str = "reason") -> None:
     # A default-value option: the flag name is only known here, and annotations are evaluated lazily.
-    def command(number: Number, reason: str = typer.Option(..., f"--{field}", help=f"The {field}."),  # noqa: B008
+    def command(number: Number, reason: str = typer.Option(..., f"--{field}", help=f"The {field}."),
                 actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
                 as_json: JsonOpt = False) -> None:  # fmt: skip
         _run(f"case.{name}", {"case_number": number, field: reason}, actor, role, unit, at, as_json)
@@ -326,7 +330,9 @@ def print_history(number: str, rows: list[Result], settings: Settings) -> None:
     for row in rows:
         actor = row["actor"]
         who = f"{actor['role']}:{actor['id']}" + (f"@{actor['unit']}" if actor.get("unit") else "")
-        details = ", ".join(f"{k}={_short(v)}" for k, v in row["data"].items() if v not in (None, [], {}) and k != "case_number")
+        details = ", ".join(
+            f"{k}={_short(v)}" for k, v in row["data"].items() if v not in (None, [], {}) and k != "case_number"
+        )
         table.add_row(str(row["version"]), row["event"], who, local(row["occurred_at"]), local(row["recorded_at"]),
                       details)  # fmt: skip
     out.print(table)
@@ -477,7 +483,7 @@ def registry_sla_policy(version: Annotated[int, typer.Option()],
 @registry_app.command("calendar")
 def registry_calendar(version: Annotated[int, typer.Option()],
                       holiday: Annotated[list[str] | None, typer.Option(help="A public holiday (repeatable)")] = None,
-                      workday: Annotated[list[str] | None, typer.Option(help="A make-up working day (repeatable)")] = None,
+                      workday: Annotated[list[str] | None, typer.Option(help="A make-up workday (repeatable)")] = None,
                       actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
                       as_json: JsonOpt = False) -> None:  # fmt: skip
     """Publish the next version of the holiday calendar."""
@@ -546,7 +552,7 @@ def _report_line(line_number: int, code: Exit, result: Result | str, as_json: bo
 REFERENCE_AT = "2021-01-01T00:00:00+08:00"
 
 
-def _load_reference(service: Gridcase, settings: Settings, as_json: bool) -> dict[str, int]:
+def _load_reference(service: Gridcase, as_json: bool) -> dict[str, int]:
     from rich.progress import Progress  # noqa: PLC0415
 
     from adapters.reference import load_reference_district  # noqa: PLC0415
@@ -568,7 +574,7 @@ def load_reference(as_json: JsonOpt = False) -> None:
     """Load the reference district (Shinan: 10 streets, 573 grids, 3,606 workers…) unless already there."""
     settings = _settings()
     with _service(settings) as service:
-        counts = _load_reference(service, settings, as_json)
+        counts = _load_reference(service, as_json)
     if as_json:
         print(json.dumps(counts))
     else:
@@ -584,7 +590,7 @@ def walkthrough(as_json: JsonOpt = False) -> None:
 
     settings = _settings()
     with _service(settings) as service:
-        _load_reference(service, settings, as_json)
+        _load_reference(service, as_json)
         cast = tour_cast(list(reference_commands(datetime.fromisoformat(REFERENCE_AT))))
         start = datetime.now(settings.tz).replace(microsecond=0) - timedelta(hours=6)
         number = walk_one_complaint(service, cast, start)

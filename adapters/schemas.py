@@ -22,7 +22,9 @@ def command_schema() -> dict[str, Any]:
 
 def rendered() -> dict[Path, str]:
     """Every schema file and its text."""
-    return {ROOT / "commands" / "command.schema.json": json.dumps(command_schema(), ensure_ascii=False, indent=2) + "\n"}
+    return {
+        ROOT / "commands" / "command.schema.json": json.dumps(command_schema(), ensure_ascii=False, indent=2) + "\n"
+    }
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ Entry points (CLI, ``apply``, HTTP) build a command model and call
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import singledispatchmethod
@@ -39,6 +38,7 @@ from domain.registry import (
 from domain.sla import WorkingCalendar, add_duration, rule_for
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
     from uuid import UUID
 
     from adapters.settings import Settings
@@ -480,7 +480,9 @@ class Gridcase:
         at = self._when(command)
         self._fresh(worker_id(command.code), "worker", command.code, command.command)
         if command.department is not None:
-            unit = self._load(OrgUnit, org_unit_id(command.department), "department", command.department, command.command)
+            unit = self._load(
+                OrgUnit, org_unit_id(command.department), "department", command.department, command.command
+            )
             if unit.kind is not OrgKind.DEPARTMENT:
                 raise UnknownReference("department", command.department, command=command.command)
         worker = Worker.register(

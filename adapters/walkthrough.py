@@ -49,7 +49,13 @@ def walk_one_complaint(service: Gridcase, cast: dict[str, str], start: datetime)
         reporter={"name": "王女士", "phone": "13912345678"},
     )["case_number"]
     run(1, command="case.accept", actor=dispatcher, case_number=number, level="community")
-    run(2, command="case.dispatch", actor=dispatcher, case_number=number, handler={"kind": "worker", "id": cast["handler"]})
+    run(
+        2,
+        command="case.dispatch",
+        actor=dispatcher,
+        case_number=number,
+        handler={"kind": "worker", "id": cast["handler"]},
+    )
     run(3, command="case.sign", actor=handler, case_number=number)
     run(4, command="case.note", actor=handler, case_number=number, note="已设置警示锥,联系物业更换井盖 (cones set up)")
     run(8, command="case.resolve", actor=handler, case_number=number, result="新井盖已安装 (new cover fitted)",

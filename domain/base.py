@@ -24,6 +24,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Strin
 #: Namespace for ids derived from human-readable codes (case numbers, grid codes…).
 GRIDCASE_NAMESPACE = UUID("6c1f0d8e-3a8b-5d7e-9a51-2f0b7c4e9d10")
 
+
 def as_utc(moment: datetime) -> datetime:
     """Normalise an aware datetime to UTC for comparisons and storage."""
     return moment.astimezone(UTC)

@@ -255,7 +255,7 @@ class Case(Aggregate):
     # -- creation -------------------------------------------------------------
 
     @classmethod
-    def report(  # noqa: PLR0913
+    def report(
         cls,
         *,
         case_number: str,
@@ -302,10 +302,10 @@ class Case(Aggregate):
         )
 
     @event(CaseReported)
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
-        id: UUID,  # noqa: A002, ARG002 - the library wants it named so
+        id: UUID,  # noqa: A002 - the library wants it named so
         case_number: str,
         channel: Channel,
         category: str,
@@ -378,8 +378,7 @@ class Case(Aggregate):
             raise self._refuse(
                 command,
                 "OccurredAtMustNotPrecedeLastEvent",
-                f"occurred_at {at.isoformat()} is before the case's last event "
-                f"({self.last_occurred_at.isoformat()})",
+                f"occurred_at {at.isoformat()} is before the case's last event ({self.last_occurred_at.isoformat()})",
             )
 
     def _check_is_current_handler(self, command: str, actor: ActorRef) -> None:
@@ -440,7 +439,7 @@ class Case(Aggregate):
 
     # -- dispatch -------------------------------------------------------------
 
-    def dispatch(  # noqa: PLR0913
+    def dispatch(
         self,
         actor: ActorRef,
         handler: HandlerRef,
@@ -559,9 +558,7 @@ class Case(Aggregate):
                 "ExtensionMustMoveDeadlineLater",
                 f"{resolve_by.isoformat()} is not after the current {self.resolve_by.isoformat()}",
             )
-        self._extended(
-            resolve_by=resolve_by, reason=self._check_reason("extend", reason), actor=actor, occurred_at=at
-        )
+        self._extended(resolve_by=resolve_by, reason=self._check_reason("extend", reason), actor=actor, occurred_at=at)
 
     @event(DeadlineExtended)
     def _extended(self, resolve_by: datetime, reason: str, actor: ActorRef, occurred_at: datetime) -> None:
@@ -614,9 +611,7 @@ class Case(Aggregate):
         )
 
     @event(CaseResolved)
-    def _resolved(
-        self, result: str, evidence: tuple[str, ...], actor: ActorRef, occurred_at: datetime
-    ) -> None:
+    def _resolved(self, result: str, evidence: tuple[str, ...], actor: ActorRef, occurred_at: datetime) -> None:
         self.state = CaseState.RESOLVED
         self.resolved_by = self.handler
         self.last_occurred_at = occurred_at

@@ -66,7 +66,7 @@ class Patrol(Aggregate):
         checkpoints: Annotated[int, Field(ge=0)]
 
     @classmethod
-    def start(  # noqa: PLR0913
+    def start(
         cls, *, patrol_number: str, worker: str, grid: str, community: str, street: str, actor: ActorRef, at: datetime
     ) -> Patrol:
         """A worker starts a patrol of a grid; only they (or an import) may log it."""
@@ -92,10 +92,10 @@ class Patrol(Aggregate):
         )
 
     @event(PatrolStarted)
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
-        id: UUID,  # noqa: A002, ARG002 - the library wants it named so
+        id: UUID,  # noqa: A002 - the library wants it named so
         patrol_number: str,
         worker: str,
         grid: str,
@@ -117,7 +117,11 @@ class Patrol(Aggregate):
     def _check(self, command: str, actor: ActorRef, at: datetime) -> None:
         def refuse(rule: str, reason: str) -> CommandRefused:
             return CommandRefused(
-                subject=f"patrol {self.patrol_number}", state=self.state.value, command=command, rule=rule, reason=reason
+                subject=f"patrol {self.patrol_number}",
+                state=self.state.value,
+                command=command,
+                rule=rule,
+                reason=reason,
             )
 
         if self.state is not PatrolState.STARTED:
@@ -132,7 +136,7 @@ class Patrol(Aggregate):
                 f"occurred_at {at.isoformat()} is before the patrol's last event ({self.last_occurred_at.isoformat()})",
             )
 
-    def log_checkpoint(  # noqa: PLR0913
+    def log_checkpoint(
         self, actor: ActorRef, kind: CheckpointKind, target: str, notes: str, elderly_visit: bool, at: datetime
     ) -> None:
         """Log a household visit (敲门行动 when it is an elderly visit) or a place inspected."""
@@ -145,10 +149,12 @@ class Patrol(Aggregate):
                 rule="ElderlyVisitIsAHouseholdVisit",
                 reason="an elderly visit must be a household visit",
             )
-        self._checkpoint(kind=kind, target=target, notes=notes, elderly_visit=elderly_visit, actor=actor, occurred_at=at)
+        self._checkpoint(
+            kind=kind, target=target, notes=notes, elderly_visit=elderly_visit, actor=actor, occurred_at=at
+        )
 
     @event(PatrolCheckpointLogged)
-    def _checkpoint(  # noqa: PLR0913
+    def _checkpoint(
         self, kind: CheckpointKind, target: str, notes: str, elderly_visit: bool, actor: ActorRef, occurred_at: datetime
     ) -> None:
         self.checkpoints += 1

@@ -107,7 +107,7 @@ class OrgUnit(Aggregate):
         worker: Code
 
     @classmethod
-    def create(  # noqa: PLR0913
+    def create(
         cls,
         *,
         code: str,
@@ -155,10 +155,10 @@ class OrgUnit(Aggregate):
         )
 
     @event(OrgUnitCreated)
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
-        id: UUID,  # noqa: A002, ARG002 - the library wants it named so
+        id: UUID,  # noqa: A002 - the library wants it named so
         code: str,
         kind: OrgKind,
         name: str,
@@ -243,18 +243,20 @@ class Worker(Aggregate):
         end: date
 
     @classmethod
-    def register(  # noqa: PLR0913
+    def register(
         cls, *, code: str, name: str, kind: WorkerKind, department: str | None, actor: ActorRef, at: datetime
     ) -> Worker:
         """Register a worker."""
         _check_registrar(f"worker {code}", "new", "registry.worker", actor)
-        return cls(id=worker_id(code), code=code, name=name, kind=kind, department=department, actor=actor, occurred_at=at)
+        return cls(
+            id=worker_id(code), code=code, name=name, kind=kind, department=department, actor=actor, occurred_at=at
+        )
 
     @event(WorkerRegistered)
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
-        id: UUID,  # noqa: A002, ARG002 - the library wants it named so
+        id: UUID,  # noqa: A002 - the library wants it named so
         code: str,
         name: str,
         kind: WorkerKind,
@@ -320,7 +322,7 @@ class Category(Aggregate):
         sla_class: SlaClass
 
     @classmethod
-    def define(  # noqa: PLR0913
+    def define(
         cls,
         *,
         code: str,
@@ -351,10 +353,10 @@ class Category(Aggregate):
         )
 
     @event(CategoryDefined)
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
-        id: UUID,  # noqa: A002, ARG002 - the library wants it named so
+        id: UUID,  # noqa: A002 - the library wants it named so
         code: str,
         group: str,
         group_name: str,
@@ -399,7 +401,7 @@ class SlaPolicy(Aggregate):
         return cls(id=SLA_POLICY_ID, actor=actor, occurred_at=at)
 
     @event(SlaPolicyStarted)
-    def __init__(self, *, id: UUID, actor: ActorRef, occurred_at: datetime) -> None:  # noqa: A002, ARG002
+    def __init__(self, *, id: UUID, actor: ActorRef, occurred_at: datetime) -> None:  # noqa: A002
         self.current_version = 0
         self.rules: tuple[SlaRule, ...] = ()
 
@@ -417,7 +419,9 @@ class SlaPolicy(Aggregate):
             )
 
         if version != self.current_version + 1:
-            raise refuse("PolicyVersionsFollowOneAnother", f"the next version is {self.current_version + 1}, not {version}")
+            raise refuse(
+                "PolicyVersionsFollowOneAnother", f"the next version is {self.current_version + 1}, not {version}"
+            )
         keys = [(r.sla_class, r.urgency) for r in rules]
         if len(set(keys)) != len(keys):
             raise refuse("OneRulePerClassAndUrgency", "two rules for the same SLA class and urgency")
@@ -452,7 +456,7 @@ class HolidayCalendar(Aggregate):
         return cls(id=CALENDAR_ID, actor=actor, occurred_at=at)
 
     @event(CalendarStarted)
-    def __init__(self, *, id: UUID, actor: ActorRef, occurred_at: datetime) -> None:  # noqa: A002, ARG002
+    def __init__(self, *, id: UUID, actor: ActorRef, occurred_at: datetime) -> None:  # noqa: A002
         self.calendar = WorkingCalendar()
 
     def publish(
@@ -481,6 +485,11 @@ class HolidayCalendar(Aggregate):
 
     @event(CalendarPublished)
     def _published(
-        self, version: int, holidays: tuple[date, ...], workdays: tuple[date, ...], actor: ActorRef, occurred_at: datetime
+        self,
+        version: int,
+        holidays: tuple[date, ...],
+        workdays: tuple[date, ...],
+        actor: ActorRef,
+        occurred_at: datetime,
     ) -> None:
         self.calendar = WorkingCalendar(version=version, holidays=frozenset(holidays), workdays=frozenset(workdays))

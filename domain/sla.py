@@ -88,5 +88,7 @@ def default_policy_rules() -> tuple[SlaRule, ...]:
         SlaRule(sla_class="B", urgency="urgent", sign_within=d(2, "hours"), resolve_within=d(24, "hours")),
         SlaRule(sla_class="B", urgency="normal", sign_within=d(1, "working_days"), resolve_within=d(5, "working_days")),
         SlaRule(sla_class="C", urgency="urgent", sign_within=d(4, "hours"), resolve_within=d(5, "working_days")),
-        SlaRule(sla_class="C", urgency="normal", sign_within=d(1, "working_days"), resolve_within=d(15, "working_days")),
+        SlaRule(
+            sla_class="C", urgency="normal", sign_within=d(1, "working_days"), resolve_within=d(15, "working_days")
+        ),
     )
