@@ -512,6 +512,7 @@ def apply(
         for line_number, line in enumerate(stream, start=1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
+            result: Result | str
             try:
                 fields = json.loads(line)
                 if not isinstance(fields, dict):
@@ -522,7 +523,7 @@ def apply(
                 code, result = execute(service, fields)
             key = {Exit.OK: "accepted", Exit.REFUSED: "refused", Exit.BAD_INPUT: "bad_input", Exit.CONFLICT: "conflict"}
             totals[key[code]] += 1
-            worst = max(worst, code) if code is not Exit.OK else worst
+            worst = max(worst, code)
             _report_line(line_number, code, result, as_json)
             if code is not Exit.OK and stop_on_error:
                 break

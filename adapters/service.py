@@ -93,7 +93,7 @@ class Gridcase:
         if self._pending is not None and aggregate_id in self._pending:
             return cast("A", self._pending[aggregate_id])
         try:
-            aggregate = self.store.repository.get(aggregate_id)
+            aggregate: Aggregate = self.store.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise UnknownReference(kind, code, command=command) from None
         if not isinstance(aggregate, cls):

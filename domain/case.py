@@ -284,7 +284,7 @@ class Case(Aggregate):
             raise refuse("DescriptionMustNotBeEmpty", "the description is empty")
         if (channel is Channel.PATROL) != (patrol_id is not None):
             raise refuse("PatrolFindingMustNamePatrol", "channel patrol goes with a patrol id, and only it")
-        return cls(
+        created: Case = cls(
             id=case_id(case_number),
             case_number=case_number,
             channel=channel,
@@ -300,6 +300,7 @@ class Case(Aggregate):
             actor=actor,
             occurred_at=at,
         )
+        return created
 
     @event(CaseReported)
     def __init__(

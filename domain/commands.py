@@ -26,6 +26,8 @@ class Command(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    #: The command's name, ``group.name``; each command class fixes it to one literal.
+    command: str
     actor: ActorRef
     at: AwareDatetime | None = None
 
@@ -337,4 +339,4 @@ AnyCommand = Annotated[
     Field(discriminator="command"),
 ]
 
-COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)
+COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)  # type: ignore[arg-type]  # a union, not a class

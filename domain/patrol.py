@@ -80,7 +80,7 @@ class Patrol(Aggregate):
                 rule="PatrolIsLoggedByItsWorker",
                 reason=f"{actor.role.value} {actor.id} may not start a patrol for worker {worker}",
             )
-        return cls(
+        created: Patrol = cls(
             id=patrol_id(patrol_number),
             patrol_number=patrol_number,
             worker=worker,
@@ -90,6 +90,7 @@ class Patrol(Aggregate):
             actor=actor,
             occurred_at=at,
         )
+        return created
 
     @event(PatrolStarted)
     def __init__(

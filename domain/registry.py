@@ -139,7 +139,7 @@ class OrgUnit(Aggregate):
             raise refuse("GridKindIsForGrids", "grids, and only grids, have a grid kind (base or dedicated)")
         if elderly > population:
             raise refuse("ElderlyAreResidents", "more elderly than residents")
-        return cls(
+        created: OrgUnit = cls(
             id=org_unit_id(code),
             code=code,
             kind=kind,
@@ -153,6 +153,7 @@ class OrgUnit(Aggregate):
             actor=actor,
             occurred_at=at,
         )
+        return created
 
     @event(OrgUnitCreated)
     def __init__(
@@ -248,9 +249,10 @@ class Worker(Aggregate):
     ) -> Worker:
         """Register a worker."""
         _check_registrar(f"worker {code}", "new", "registry.worker", actor)
-        return cls(
+        created: Worker = cls(
             id=worker_id(code), code=code, name=name, kind=kind, department=department, actor=actor, occurred_at=at
         )
+        return created
 
     @event(WorkerRegistered)
     def __init__(
@@ -338,7 +340,7 @@ class Category(Aggregate):
     ) -> Category:
         """Add a category to the catalogue."""
         _check_registrar(f"category {code}", "new", "registry.category", actor)
-        return cls(
+        created: Category = cls(
             id=category_id(code),
             code=code,
             group=group,
@@ -351,6 +353,7 @@ class Category(Aggregate):
             actor=actor,
             occurred_at=at,
         )
+        return created
 
     @event(CategoryDefined)
     def __init__(
@@ -398,7 +401,8 @@ class SlaPolicy(Aggregate):
     def start(cls, actor: ActorRef, at: datetime) -> SlaPolicy:
         """Begin the policy's history (no version in force yet)."""
         _check_registrar("SLA policy", "new", "registry.sla-policy", actor)
-        return cls(id=SLA_POLICY_ID, actor=actor, occurred_at=at)
+        created: SlaPolicy = cls(id=SLA_POLICY_ID, actor=actor, occurred_at=at)
+        return created
 
     @event(SlaPolicyStarted)
     def __init__(self, *, id: UUID, actor: ActorRef, occurred_at: datetime) -> None:  # noqa: A002
@@ -453,7 +457,8 @@ class HolidayCalendar(Aggregate):
     def start(cls, actor: ActorRef, at: datetime) -> HolidayCalendar:
         """Begin the calendar's history (plain Monday–Friday weeks until a version is published)."""
         _check_registrar("holiday calendar", "new", "registry.calendar", actor)
-        return cls(id=CALENDAR_ID, actor=actor, occurred_at=at)
+        created: HolidayCalendar = cls(id=CALENDAR_ID, actor=actor, occurred_at=at)
+        return created
 
     @event(CalendarStarted)
     def __init__(self, *, id: UUID, actor: ActorRef, occurred_at: datetime) -> None:  # noqa: A002
