@@ -82,12 +82,21 @@ class Gridcase:
     def batch(self) -> Iterator[None]:
         """Collect every change made inside and save it in one transaction at the end."""
         self._pending = {}
+        numbers_before = dict(self._next_sequence)
         try:
             yield
             pending = list(self._pending.values())
+        except BaseException:
+            # Nothing of a refused batch is written, so none of its numbers were issued.
+            self._next_sequence = numbers_before
+            raise
         finally:
             self._pending = None
-        self._save(*pending)
+        try:
+            self._save(*pending)
+        except ConcurrentChange:
+            self._next_sequence = numbers_before
+            raise
 
     def _load(self, cls: type[A], aggregate_id: UUID, kind: str, code: str, command: str) -> A:
         if self._pending is not None and aggregate_id in self._pending:

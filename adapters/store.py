@@ -89,6 +89,7 @@ def store_env(settings: Settings) -> dict[str, str]:
     host = query.get("host", [url.hostname or "localhost"])[0]
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "adapters.pg_recorder:GaplessPostgresApplicationRecorder",
         "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
         "POSTGRES_HOST": host,
         "POSTGRES_PORT": str(url.port or 5432),

