@@ -6,8 +6,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from pathlib import Path
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
