@@ -7,6 +7,8 @@ Events are frozen pydantic models. Each event type may declare ``class_version``
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, ClassVar
@@ -83,11 +85,21 @@ class DomainEvent(BaseModel):
     timestamp: datetime
 
 
+#: Where ``recorded_at`` comes from. The engine's own clock in production; a simulation or a
+#: migration replaying a past day sets its own, so "as we knew it at T" means its T.
+RECORDING_CLOCK: ContextVar[Callable[[], datetime]] = ContextVar("RECORDING_CLOCK", default=lambda: datetime.now(UTC))
+
+
 class Aggregate(LibraryAggregate):
     """Aggregate base whose events are pydantic models carrying actor and ``occurred_at``."""
 
     class Event(DomainEvent, CanMutateAggregate[UUID]):
         """Base event of every aggregate: who caused it and when it happened."""
+
+        @staticmethod
+        def create_timestamp() -> datetime:
+            """The recording clock's now (the library calls this for ``timestamp``)."""
+            return RECORDING_CLOCK.get()()
 
         actor: ActorRef
         #: When it happened, as told by the command (may be hours before recording).
