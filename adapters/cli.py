@@ -562,12 +562,23 @@ def _load_reference(service: Gridcase, as_json: bool) -> dict[str, int]:
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
         task = progress.add_task("loading the reference district", total=None)
 
+        shown = [0]
+
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
-            if not err.is_terminal and not as_json:
+            # Without a terminal, a line per quarter is progress enough for a log.
+            if not err.is_terminal and not as_json and (done - shown[0] >= total // 4 or done == total):
+                shown[0] = done
                 err.print(f"loading the reference district: {done}/{total} commands", highlight=False)
 
-        return load_reference_district(service, at, progress=advance)
+        counts = load_reference_district(service, at, progress=advance)
+    if not as_json and not counts.get("skipped"):
+        err.print(
+            f"reference district loaded: {counts.get('events', 0)} events, {counts.get('base_grids', 0)} base + "
+            f"{counts.get('dedicated_grids', 0)} dedicated grids",
+            highlight=False,
+        )
+    return counts
 
 
 @app.command("load-reference")
