@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine with only Python:
-#   make run   - install, load the reference district, walk one complaint through its life
+#   make run   - install, load the reference district, simulate a week of it, walk one complaint through its life
 #   make test  - install with the dev extras and run the whole suite
 PYTHON ?= python3
 VENV := .venv
@@ -24,6 +24,7 @@ install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
 run: install
+	$(BIN)/gridcase simulate --days 7 --once
 	$(BIN)/gridcase walkthrough
 
 test: install-dev

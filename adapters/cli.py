@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import IntEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -22,8 +22,10 @@ from rich.table import Table
 from adapters.logging import configure_logging
 from adapters.service import BadInput, ConcurrentChange, Gridcase, Result
 from adapters.settings import Settings
+from domain.case import case_id
 from domain.commands import COMMANDS
 from domain.errors import DomainError
+from domain.numbers import format_number
 
 # Piped output is read by people in logs and CI too: do not squeeze tables into 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -592,6 +594,59 @@ def load_reference(as_json: JsonOpt = False) -> None:
     else:
         out.print("reference district: " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()),
                   highlight=False)  # fmt: skip
+
+
+@app.command("simulate")
+def simulate(
+    days: Annotated[int, typer.Option(min=1, help="Days to simulate")] = 7,
+    seed: Annotated[int, typer.Option(help="Same seed, same event stream")] = 1,
+    start: Annotated[str, typer.Option(help="First simulated day (YYYY-MM-DD, district local)")] = "2021-06-01",
+    grids: Annotated[int | None, typer.Option(min=1, help="Simulate only this many base grids (spread out)")] = None,
+    intensity: Annotated[float, typer.Option(min=0.0, help="Multiplier on the complaint rate")] = 1.0,
+    rate: Annotated[
+        float | None, typer.Option(min=0.001, help="Pace for demos: simulated seconds per real second")
+    ] = None,
+    once: Annotated[bool, typer.Option("--once", help="Do nothing if the first day was simulated already")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drive the reference district through N days of plausible life, through the engine's own commands."""
+    from adapters.reference import reference_commands  # noqa: PLC0415
+    from adapters.simulator import SimulationConfig, Simulator, World  # noqa: PLC0415
+
+    settings = _settings()
+    try:
+        first = datetime.strptime(start, "%Y-%m-%d").date()  # noqa: DTZ007 - a calendar day, not a moment
+    except ValueError:
+        _fail(Exit.BAD_INPUT, f"bad input: start: {start!r} is not YYYY-MM-DD")
+    config = SimulationConfig(days=days, seed=seed, start=first, grids=grids, intensity=intensity, rate=rate)
+    with _service(settings) as service:
+        _load_reference(service, as_json)
+        if once and service.store.exists(case_id(format_number(settings.case_prefix, first, 1))):
+            out.print(f"{first} has cases already: not simulating again (--once)", highlight=False)
+            return
+        world = World(reference_commands(datetime.fromisoformat(REFERENCE_AT)), grids)
+
+        def on_day(day: date, stored: dict[str, int]) -> None:
+            if as_json:
+                return
+            err.print(
+                f"{day:%Y-%m-%d %a}: {sum(stored.values()):>6} events, {stored.get('PatrolStarted', 0):>4} patrols, "
+                f"{stored.get('CaseReported', 0):>4} reported, {stored.get('CaseClosed', 0):>4} closed",
+                highlight=False,
+            )
+
+        totals = Simulator(service, world, config).run(on_day).as_dict()
+    if as_json:
+        print(json.dumps(totals, ensure_ascii=False))
+        return
+    out.print(
+        f"simulated {days} days of {len(world.grids)} grids: {totals['events']} events "
+        f"({totals['events_per_second']}/s), {totals['cases_reported']} cases, median resolution "
+        f"{totals['median_resolution_hours']} h, overdue {totals['overdue_share']}, "
+        f"refused {totals['intended_refusals']} on purpose and {totals['unexpected_refusals']} otherwise; "
+        f"digest {totals['digest'][:16]}",
+        highlight=False,
+    )
 
 
 @app.command("walkthrough")
