@@ -38,7 +38,7 @@ from domain.registry import (
 from domain.sla import WorkingCalendar, add_duration, rule_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from uuid import UUID
 
     from adapters.settings import Settings
@@ -102,7 +102,7 @@ class Gridcase:
         if self._pending is not None and aggregate_id in self._pending:
             return cast("A", self._pending[aggregate_id])
         try:
-            aggregate: Aggregate = self.store.repository.get(aggregate_id)
+            aggregate: Aggregate = self.store.repository.get(aggregate_id, projector_func=replay_events)
         except AggregateNotFoundError:
             raise UnknownReference(kind, code, command=command) from None
         if not isinstance(aggregate, cls):
@@ -607,6 +607,18 @@ class Gridcase:
             if reporter and not personal_data:
                 rows[-1]["data"]["reporter"] = mask_contact(reporter)
         return rows
+
+
+def replay_events(aggregate: Any, events: Iterable[Any]) -> Any:
+    """Rebuild an aggregate from its events.
+
+    The library's default projector asserts each event against a run-time
+    Protocol, which costs a quarter of a command's time; our events are all
+    the aggregate's own, so we apply them directly.
+    """
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
 
 
 def mask_contact(contact: dict[str, str | None]) -> dict[str, str | None]:

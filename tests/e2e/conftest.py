@@ -23,7 +23,7 @@ class Cli:
     def __call__(self, *args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
         env["GRIDCASE_DATABASE_URL"] = self.database_url
-        result = subprocess.run(  # noqa: S603 - our own program
+        result = subprocess.run(
             [str(GRIDCASE), *args], input=stdin, capture_output=True, text=True, env=env, timeout=300, check=False
         )
         if check:

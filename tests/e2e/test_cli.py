@@ -63,24 +63,58 @@ def test_apply_mixes_good_refused_and_malformed_lines(cli: Cli) -> None:
     before = cli.json("case", "history", "SN-20210601-000004")
     lines = [
         # 1: accepted - a new complaint
-        json.dumps({"command": "case.report", "actor": {"id": "op", "role": "intake_operator"},
-                    "at": "2021-06-05T09:00:00+08:00", "channel": "hotline", "category": "facility.manhole",
-                    "grid": "SN08-C01-G004", "description": "路灯不亮"}),  # fmt: skip
+        json.dumps(
+            {
+                "command": "case.report",
+                "actor": {"id": "op", "role": "intake_operator"},
+                "at": "2021-06-05T09:00:00+08:00",
+                "channel": "hotline",
+                "category": "facility.manhole",
+                "grid": "SN08-C01-G004",
+                "description": "路灯不亮",
+            }
+        ),
         # 2: refused - SN-…-000004 is accepted (escalated), it cannot be signed
-        json.dumps({"command": "case.sign", "actor": {"id": "W00001", "role": "grid_worker"},
-                    "at": "2021-06-05T09:10:00+08:00", "case_number": "SN-20210601-000004"}),  # fmt: skip
+        json.dumps(
+            {
+                "command": "case.sign",
+                "actor": {"id": "W00001", "role": "grid_worker"},
+                "at": "2021-06-05T09:10:00+08:00",
+                "case_number": "SN-20210601-000004",
+            }
+        ),
         # 3: malformed JSON
         '{"command": "case.accept", "actor": ',
         # 4: bad input - unknown field
-        json.dumps({"command": "case.accept", "actor": {"id": "d", "role": "dispatcher"},
-                    "case_number": "SN-20210605-000001", "colour": "red"}),  # fmt: skip
+        json.dumps(
+            {
+                "command": "case.accept",
+                "actor": {"id": "d", "role": "dispatcher"},
+                "case_number": "SN-20210605-000001",
+                "colour": "red",
+            }
+        ),
         # 5: accepted - accept the new complaint
-        json.dumps({"command": "case.accept", "actor": {"id": "d", "role": "dispatcher"},
-                    "at": "2021-06-05T09:20:00+08:00", "case_number": "SN-20210605-000001"}),  # fmt: skip
+        json.dumps(
+            {
+                "command": "case.accept",
+                "actor": {"id": "d", "role": "dispatcher"},
+                "at": "2021-06-05T09:20:00+08:00",
+                "case_number": "SN-20210605-000001",
+            }
+        ),
         # 6: refused - unknown grid
-        json.dumps({"command": "case.report", "actor": {"id": "op", "role": "intake_operator"},
-                    "at": "2021-06-05T09:30:00+08:00", "channel": "hotline", "category": "facility.manhole",
-                    "grid": "SN99-C01-G001", "description": "x"}),  # fmt: skip
+        json.dumps(
+            {
+                "command": "case.report",
+                "actor": {"id": "op", "role": "intake_operator"},
+                "at": "2021-06-05T09:30:00+08:00",
+                "channel": "hotline",
+                "category": "facility.manhole",
+                "grid": "SN99-C01-G001",
+                "description": "x",
+            }
+        ),
     ]
     result = cli("apply", "-", stdin="\n".join(lines) + "\n")
     out = result.stdout.splitlines()
@@ -102,9 +136,17 @@ def test_stop_on_error_stops_at_the_first_bad_line(cli: Cli) -> None:
     seed(cli)
     lines = [
         "not json",
-        json.dumps({"command": "case.report", "actor": {"id": "op", "role": "intake_operator"},
-                    "at": "2021-06-05T09:00:00+08:00", "channel": "hotline", "category": "facility.manhole",
-                    "grid": "SN08-C01-G004", "description": "路灯不亮"}),  # fmt: skip
+        json.dumps(
+            {
+                "command": "case.report",
+                "actor": {"id": "op", "role": "intake_operator"},
+                "at": "2021-06-05T09:00:00+08:00",
+                "channel": "hotline",
+                "category": "facility.manhole",
+                "grid": "SN08-C01-G004",
+                "description": "路灯不亮",
+            }
+        ),
     ]
     result = cli("apply", "-", "--stop-on-error", stdin="\n".join(lines) + "\n")
     assert result.returncode == 2
@@ -135,10 +177,28 @@ def test_a_complaint_through_its_whole_life_on_the_cli(cli: Cli) -> None:
     seed(cli)
     worker = ["--actor", "W00001", "--role", "grid_worker"]
     dispatcher = ["--actor", "centre-02", "--role", "dispatcher"]
-    report = cli.json("case", "report", "--channel", "window", "--category", "facility.manhole",
-                      "--grid", "SN08-C01-G004", "--description", "路灯不亮", "--reporter-name", "陈先生",
-                      "--reporter-phone", "13700001111", "--at", "2021-06-07T08:00", "--actor", "op-7",
-                      "--role", "intake_operator")  # fmt: skip
+    report = cli.json(
+        "case",
+        "report",
+        "--channel",
+        "window",
+        "--category",
+        "facility.manhole",
+        "--grid",
+        "SN08-C01-G004",
+        "--description",
+        "路灯不亮",
+        "--reporter-name",
+        "陈先生",
+        "--reporter-phone",
+        "13700001111",
+        "--at",
+        "2021-06-07T08:00",
+        "--actor",
+        "op-7",
+        "--role",
+        "intake_operator",
+    )
     assert isinstance(report, dict)
     number = report["case_number"]
     assert number == "SN-20210607-000001"
@@ -149,17 +209,34 @@ def test_a_complaint_through_its_whole_life_on_the_cli(cli: Cli) -> None:
         ["resolve", number, "--result", "灯泡已更换", "--evidence", "photo:1.jpg", "--at", "2021-06-07T10:00", *worker],
         ["verify", number, "--at", "2021-06-07T11:00", "--actor", "V00001", "--role", "grid_worker"],
         ["close", number, "--at", "2021-06-07T12:00", *dispatcher],
-        ["feedback", number, "--satisfaction", "satisfied", "--resolved", "--at", "2021-06-08T09:00",
-         "--actor", "cb", "--role", "callback_operator"],  # fmt: skip
+        [
+            "feedback",
+            number,
+            "--satisfaction",
+            "satisfied",
+            "--resolved",
+            "--at",
+            "2021-06-08T09:00",
+            "--actor",
+            "cb",
+            "--role",
+            "callback_operator",
+        ],
     ]
     for step in steps:
         cli("case", *step, check=True)
     history = cli.json("case", "history", number)
     assert isinstance(history, list)
     assert [row["event"] for row in history] == [
-        "CaseReported", "CaseAccepted", "CaseDispatched", "DispatchSigned", "CaseResolved",
-        "ResolutionVerified", "CaseClosed", "CitizenFeedbackRecorded",
-    ]  # fmt: skip
+        "CaseReported",
+        "CaseAccepted",
+        "CaseDispatched",
+        "DispatchSigned",
+        "CaseResolved",
+        "ResolutionVerified",
+        "CaseClosed",
+        "CitizenFeedbackRecorded",
+    ]
     assert history[0]["occurred_at"] == "2021-06-07T00:00:00Z"  # 08:00 in Qingdao
     assert history[0]["recorded_at"] > history[0]["occurred_at"]
     assert history[3]["actor"] == {"id": "W00001", "role": "grid_worker", "unit": None}
@@ -177,8 +254,19 @@ def test_patrol_hazard_becomes_a_patrol_case(cli: Cli) -> None:
     assert isinstance(history, list)
     assert history[0]["data"]["channel"] == "patrol"
     assert history[0]["data"]["patrol_id"] == "PT-20210601-000001"
-    wrong = cli("patrol", "checkpoint", "PT-20210601-000001", "--kind", "household_visit", "--target", "x",
-                "--actor", "W00001", "--role", "grid_worker")  # fmt: skip
+    wrong = cli(
+        "patrol",
+        "checkpoint",
+        "PT-20210601-000001",
+        "--kind",
+        "household_visit",
+        "--target",
+        "x",
+        "--actor",
+        "W00001",
+        "--role",
+        "grid_worker",
+    )
     assert wrong.returncode == 3 and "ended" in wrong.stderr
 
 
@@ -186,9 +274,34 @@ def test_registry_refusals_name_what_was_wrong(cli: Cli) -> None:
     seed(cli)
     dup = cli("registry", "org-unit", "--code", "SN08", "--kind", "street", "--name", "x", "--parent", "SN", *ADMIN)
     assert dup.returncode == 3 and "street 'SN08' already exists" in dup.stderr
-    orphan = cli("registry", "org-unit", "--code", "G9", "--kind", "grid", "--grid-kind", "base", "--name", "x",
-                 "--parent", "SN", *ADMIN)  # fmt: skip
+    orphan = cli(
+        "registry",
+        "org-unit",
+        "--code",
+        "G9",
+        "--kind",
+        "grid",
+        "--grid-kind",
+        "base",
+        "--name",
+        "x",
+        "--parent",
+        "SN",
+        *ADMIN,
+    )
     assert orphan.returncode == 3 and "hangs under a community" in orphan.stderr
-    not_admin = cli("registry", "worker", "--code", "W9", "--name", "x", "--kind", "full_time",
-                    "--actor", "op", "--role", "intake_operator")  # fmt: skip
+    not_admin = cli(
+        "registry",
+        "worker",
+        "--code",
+        "W9",
+        "--name",
+        "x",
+        "--kind",
+        "full_time",
+        "--actor",
+        "op",
+        "--role",
+        "intake_operator",
+    )
     assert not_admin.returncode == 3 and "reference data" in not_admin.stderr

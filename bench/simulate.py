@@ -1,0 +1,73 @@
+"""Simulator throughput against the store's raw batched append rate, measured in the same run.
+
+    .venv/bin/python bench/simulate.py [--grids 100] [--days 3] [--database-url sqlite:///...]
+
+Prints events written per second by the simulator (through the engine's
+commands: validation, aggregate loading, decisions, one transaction per
+simulated hour) and by raw batched appends of stored events of the same size
+straight into the recorder, and their ratio. Machines here are noisy: read the
+ratio, not the absolute rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+
+from eventsourcing.persistence import StoredEvent
+
+from adapters.logging import configure_logging
+from adapters.reference import load_reference_district, reference_commands
+from adapters.service import Gridcase
+from adapters.settings import Settings
+from adapters.simulator import SimulationConfig, Simulator, World
+
+REFERENCE_AT = datetime.fromisoformat("2021-01-01T00:00:00+08:00")
+
+
+def raw_append_rate(service: Gridcase, events: int, state_size: int, batch: int = 500) -> float:
+    """Events per second appended in batches straight into the recorder (no domain, no mapping)."""
+    recorder = service.store.recorder
+    state = b"x" * state_size
+    started = time.perf_counter()
+    written = 0
+    while written < events:
+        stored = []
+        for _ in range(min(batch, events - written)):
+            stored.append(StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="bench:Raw", state=state))
+        recorder.insert_events(stored)
+        written += len(stored)
+    return written / (time.perf_counter() - started)
+
+
+def main() -> None:
+    """Run both measurements and print the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--grids", type=int, default=100)
+    parser.add_argument("--days", type=int, default=3)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    configure_logging("console", "warning")
+    folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-"))
+    url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
+    service = Gridcase(Settings(database_url=url))
+    load_reference_district(service, REFERENCE_AT)
+    world = World(reference_commands(REFERENCE_AT), args.grids)
+    config = SimulationConfig(days=args.days, seed=1, grids=args.grids, start=date(2021, 6, 1))
+    totals = Simulator(service, world, config).run()
+    simulated = totals.events / totals.seconds
+    stored = service.store.recorder.select_notifications(start=None, limit=totals.events, topics=())[-totals.events :]
+    mean_state = round(sum(len(n.state) for n in stored) / len(stored))
+    raw = raw_append_rate(service, totals.events, mean_state)
+    service.close()
+    print(f"simulator: {totals.events} events in {totals.seconds:.2f} s = {simulated:,.0f} events/s")
+    print(f"raw batched append (same mean state size, {mean_state} B, 500 per transaction): {raw:,.0f} events/s")
+    print(f"ratio simulator / raw append: {simulated / raw:.3f}")
+
+
+if __name__ == "__main__":
+    main()
