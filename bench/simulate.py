@@ -36,9 +36,10 @@ def raw_append_rate(service: Gridcase, events: int, state_size: int, batch: int 
     started = time.perf_counter()
     written = 0
     while written < events:
-        stored = []
-        for _ in range(min(batch, events - written)):
-            stored.append(StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="bench:Raw", state=state))
+        stored = [
+            StoredEvent(originator_id=uuid.uuid4(), originator_version=1, topic="bench:Raw", state=state)
+            for _ in range(min(batch, events - written))
+        ]
         recorder.insert_events(stored)
         written += len(stored)
     return written / (time.perf_counter() - started)

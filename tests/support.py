@@ -33,29 +33,102 @@ def run(app: Gridcase, **fields: Any) -> Result:
 def seed_small_district(app: Gridcase, at: datetime = T0) -> None:
     """One district, street, community, two grids, one department, two workers, two categories."""
     with app.batch():
-        run(app, command="registry.org-unit", actor=ADMIN, at=at, code="SN", kind="district", name="市南区",
-            name_en="Shinan")  # fmt: skip
-        run(app, command="registry.org-unit", actor=ADMIN, at=at, code="SN01", kind="street", name="八大湖街道",
-            parent="SN")  # fmt: skip
-        run(app, command="registry.org-unit", actor=ADMIN, at=at, code="SN01-C01", kind="community",
-            name="永嘉路社区", parent="SN01")  # fmt: skip
+        run(
+            app,
+            command="registry.org-unit",
+            actor=ADMIN,
+            at=at,
+            code="SN",
+            kind="district",
+            name="市南区",
+            name_en="Shinan",
+        )
+        run(
+            app,
+            command="registry.org-unit",
+            actor=ADMIN,
+            at=at,
+            code="SN01",
+            kind="street",
+            name="八大湖街道",
+            parent="SN",
+        )
+        run(
+            app,
+            command="registry.org-unit",
+            actor=ADMIN,
+            at=at,
+            code="SN01-C01",
+            kind="community",
+            name="永嘉路社区",
+            parent="SN01",
+        )
         for grid in (GRID, OTHER_GRID):
-            run(app, command="registry.org-unit", actor=ADMIN, at=at, code=grid, kind="grid", grid_kind="base",
-                name=f"永嘉路社区{grid[-3:]}网格", parent="SN01-C01", households=500, population=1000, elderly=180)  # fmt: skip
-        run(app, command="registry.org-unit", actor=ADMIN, at=at, code="D-CG", kind="department",
-            name="区城市管理局", name_en="Urban management bureau", parent="SN")  # fmt: skip
+            run(
+                app,
+                command="registry.org-unit",
+                actor=ADMIN,
+                at=at,
+                code=grid,
+                kind="grid",
+                grid_kind="base",
+                name=f"永嘉路社区{grid[-3:]}网格",
+                parent="SN01-C01",
+                households=500,
+                population=1000,
+                elderly=180,
+            )
+        run(
+            app,
+            command="registry.org-unit",
+            actor=ADMIN,
+            at=at,
+            code="D-CG",
+            kind="department",
+            name="区城市管理局",
+            name_en="Urban management bureau",
+            parent="SN",
+        )
         for code in ("W001", "W002"):
             run(app, command="registry.worker", actor=ADMIN, at=at, code=code, name=f"网格员{code}", kind="full_time")
         run(app, command="registry.assign", actor=ADMIN, at=at, worker="W001", grid=GRID, start="2021-01-01")
         run(app, command="registry.assign", actor=ADMIN, at=at, worker="W002", grid=OTHER_GRID, start="2021-01-01")
-        run(app, command="registry.category", actor=ADMIN, at=at, code=CATEGORY, group="facility",
-            group_name="公共设施", group_name_en="Public facilities", name="井盖", name_en="Manhole cover",
-            default_unit="grid", sla_class="A")  # fmt: skip
-        run(app, command="registry.category", actor=ADMIN, at=at, code="dispute.neighbour", group="dispute",
-            group_name="矛盾纠纷", group_name_en="Disputes", name="邻里纠纷", name_en="Neighbour dispute",
-            default_unit="grid", sla_class="C")  # fmt: skip
-        run(app, command="registry.sla-policy", actor=ADMIN, at=at, version=1,
-            rules=[r.model_dump() for r in default_policy_rules()])  # fmt: skip
+        run(
+            app,
+            command="registry.category",
+            actor=ADMIN,
+            at=at,
+            code=CATEGORY,
+            group="facility",
+            group_name="公共设施",
+            group_name_en="Public facilities",
+            name="井盖",
+            name_en="Manhole cover",
+            default_unit="grid",
+            sla_class="A",
+        )
+        run(
+            app,
+            command="registry.category",
+            actor=ADMIN,
+            at=at,
+            code="dispute.neighbour",
+            group="dispute",
+            group_name="矛盾纠纷",
+            group_name_en="Disputes",
+            name="邻里纠纷",
+            name_en="Neighbour dispute",
+            default_unit="grid",
+            sla_class="C",
+        )
+        run(
+            app,
+            command="registry.sla-policy",
+            actor=ADMIN,
+            at=at,
+            version=1,
+            rules=[r.model_dump() for r in default_policy_rules()],
+        )
 
 
 def report(app: Gridcase, at: datetime = T0, **overrides: Any) -> str:
