@@ -10,6 +10,8 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
+from domain.base import upcast_state
+
 if TYPE_CHECKING:
     from uuid import UUID
 
@@ -62,15 +64,6 @@ class PydanticMapper(Mapper[Any]):
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
         return cast("DomainEventProtocol[Any]", cls.model_validate(state))
-
-
-def upcast_state(cls: type, state: dict[str, Any]) -> None:
-    """Bring a stored event's state up to its class's current version, in place."""
-    current = getattr(cls, "class_version", 1)
-    version = state.pop("class_version", 1)
-    while version < current:
-        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
-        version += 1
 
 
 def store_env(settings: Settings) -> dict[str, str]:

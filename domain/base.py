@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import (
@@ -109,3 +109,17 @@ class Aggregate(LibraryAggregate):
         """Base "created" event of every aggregate."""
 
         originator_topic: str
+
+
+def upcast_state(cls: type, state: dict[str, Any]) -> None:
+    """Bring a stored event's state up to its class's current version, in place.
+
+    An event type at ``class_version`` N > 1 has static methods
+    ``upcast_v1_v2(state)`` … ``upcast_vN-1_vN(state)``; a stored state without
+    ``class_version`` is version 1.
+    """
+    current = getattr(cls, "class_version", 1)
+    version = state.pop("class_version", 1)
+    while version < current:
+        getattr(cls, f"upcast_v{version}_v{version + 1}")(state)
+        version += 1
