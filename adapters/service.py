@@ -244,7 +244,17 @@ class Gridcase:
     def _on_case(self, command: c.CaseCommand, act: Callable[[Case, datetime], None]) -> Result:
         at = self._when(command)
         case = self._case(command.case_number, command.command)
-        act(case, at)
+        try:
+            act(case, at)
+        except UnknownReference as error:
+            # Name the case and its state too, like every other refusal of a case command.
+            raise CommandRefused(
+                subject=f"case {case.case_number}",
+                state=case.state.value,
+                command=command.command.removeprefix("case."),
+                rule=error.rule,
+                reason=f"unknown {error.kind} {error.code!r}",
+            ) from None
         self._save(case)
         return {"case_number": case.case_number, "state": case.state.value}
 
@@ -264,7 +274,7 @@ class Gridcase:
                 raise CommandRefused(
                     subject=f"case {case.case_number}",
                     state=case.state.value,
-                    command=command.command,
+                    command="merge",
                     rule="MasterCaseMustBeOpen",
                     reason=f"master case {master.case_number} is {master.state.value}",
                 )
