@@ -1,0 +1,175 @@
+"""SQL plumbing shared by the read models: the engine, bookkeeping tables, upserts, batch caches."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from sqlalchemy import Connection, Engine
+
+bookkeeping = MetaData()
+
+positions = Table(
+    "projection_positions",
+    bookkeeping,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+leases = Table(
+    "projection_leases",
+    bookkeeping,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
+deadletters = Table(
+    "projection_deadletters",
+    bookkeeping,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("projection", String(64), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("event_type", String(128), nullable=False),
+    Column("originator_id", String(64), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("failed_at", DateTime, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    UniqueConstraint("projection", "position"),
+)
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine on the same database as the event store (SQLite file or PostgreSQL)."""
+    if database_url.startswith("sqlite:"):
+        engine = create_engine(database_url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    url = database_url.replace("postgres://", "postgresql://", 1)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+def utc_naive(moment: datetime | None) -> datetime | None:
+    """Times are stored as naive UTC, the same on SQLite and PostgreSQL."""
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, add: Iterable[str] = ()) -> None:
+    """Insert rows, or update them where their key exists; columns in ``add`` are added to, not replaced."""
+    if not rows:
+        return
+    insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
+    statement = insert(table)
+    keys = [column.name for column in table.primary_key]
+    additive = set(add)
+    updates = {
+        column.name: (table.c[column.name] + statement.excluded[column.name])
+        if column.name in additive
+        else statement.excluded[column.name]
+        for column in table.columns
+        if column.name not in keys
+    }
+    connection.execute(statement.on_conflict_do_update(index_elements=keys, set_=updates), list(rows))
+
+
+class RowCache:
+    """The rows of one table a batch touches: loaded on first use, written back once at the end."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.key_columns = [column.name for column in table.primary_key]
+        self.rows: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+        self.dirty: set[tuple[Any, ...]] = set()
+
+    def prefetch(self, connection: Connection, keys: Iterable[tuple[Any, ...]]) -> None:
+        """Load many rows in a few queries instead of one each."""
+        wanted = [key for key in set(keys) if key not in self.rows]
+        columns = [self.table.c[name] for name in self.key_columns]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for key in chunk:
+                self.rows[key] = None
+            condition = columns[0].in_([key[0] for key in chunk]) if len(columns) == 1 else tuple_(*columns).in_(chunk)
+            for row in connection.execute(select(self.table).where(condition)).mappings():
+                self.rows[tuple(row[name] for name in self.key_columns)] = dict(row)
+
+    def get(self, connection: Connection, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The row with this key, or None."""
+        if key not in self.rows:
+            self.prefetch(connection, [key])
+        return self.rows[key]
+
+    def put(self, key: tuple[Any, ...], row: dict[str, Any]) -> None:
+        """Set the row (written at flush)."""
+        self.rows[key] = row
+        self.dirty.add(key)
+
+    def flush(self, connection: Connection) -> None:
+        """Write every changed row and forget the batch."""
+        upsert(connection, self.table, [row for key in self.dirty if (row := self.rows[key]) is not None])
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget everything (after a flush or a rolled-back batch)."""
+        self.rows.clear()
+        self.dirty.clear()
+
+
+class Counters:
+    """Additive figures (a key and a value to add), summed in memory, added to the table at flush."""
+
+    def __init__(self, table: Table, value: str = "value") -> None:
+        self.table = table
+        self.value = value
+        self.key_columns = [column.name for column in table.primary_key]
+        self.pending: dict[tuple[Any, ...], float] = {}
+
+    def add(self, key: tuple[Any, ...], amount: float = 1) -> None:
+        """Add to a figure."""
+        self.pending[key] = self.pending.get(key, 0) + amount
+
+    def flush(self, connection: Connection) -> None:
+        """Add every pending amount to the table and forget them."""
+        rows = [
+            {**dict(zip(self.key_columns, key, strict=True)), self.value: amount}
+            for key, amount in self.pending.items()
+            if amount
+        ]
+        upsert(connection, self.table, rows, add=[self.value])
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget pending amounts."""
+        self.pending.clear()
