@@ -7,6 +7,7 @@ change). Each failure prints one line on stderr naming what was wrong.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -550,6 +551,269 @@ def _report_line(line_number: int, code: Exit, result: Result | str, as_json: bo
         out.print(f"line {line_number}: {result}", markup=False, highlight=False)
 
 
+# -- read models --------------------------------------------------------------------
+
+
+@contextmanager
+def _read_side(settings: Settings, *, catch_up: bool = True) -> Any:
+    from adapters.read_side import ReadSide  # noqa: PLC0415
+
+    with _service(settings) as service:
+        read = ReadSide(settings, service)
+        try:
+            if catch_up:
+                read.catch_up()
+            yield read
+        finally:
+            read.close()
+
+
+def _cell(value: Any) -> str:
+    """A figure for a table: rates as fraction and percentage, no value as a dash."""
+    if isinstance(value, dict) and "rate" in value:
+        if value["rate"] is None:
+            return f"{value['numerator']}/{value['denominator']} (—)"
+        return f"{value['numerator']}/{value['denominator']} ({value['rate'] * 100:.1f}%)"
+    return "—" if value is None else str(value)
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool, title: str, columns: list[str] | None = None) -> None:
+    """Rows as a table for people, or as a JSON list of objects for machines."""
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    if not rows:
+        out.print(f"{title}: nothing", highlight=False)
+        return
+    names = columns or list(rows[0])
+    table = Table(title=title, title_justify="left")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(row.get(name)) for name in names))
+    out.print(table)
+
+
+def _vertical(row: dict[str, Any], as_json: bool, title: str) -> None:
+    """One record as a two-column table (or a JSON object)."""
+    if as_json:
+        print(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    for key, value in row.items():
+        table.add_row(key, _cell(value))
+    out.print(table)
+
+
+@app.command("project")
+def project(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep following the store")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction")] = 2000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the projections (case status, performance, intake): catch up once, or follow."""
+    import signal  # noqa: PLC0415
+
+    from adapters.read_side import ReadSide  # noqa: PLC0415
+
+    settings = _settings()
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    with _service(settings) as service:
+        read = ReadSide(settings, service, batch_size=batch_size)
+
+        def progress(stats: Any) -> None:
+            if not as_json:
+                err.print(f"projected to position {stats.position}: {stats.events} events", highlight=False)
+
+        try:
+            if follow:
+                stats = read.runner.follow(stop=lambda: bool(stopping), progress=progress)
+            else:
+                stats = read.runner.run_once(progress=progress)
+        except KeyboardInterrupt:
+            stats = None
+        finally:
+            read.runner.release()
+            read.close()
+    if stats is None:
+        return
+    summary = {"events": stats.events, "batches": stats.batches, "position": stats.position,
+               "seconds": round(stats.seconds, 2), "per_projection": stats.per_projection}  # fmt: skip
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        rate = f"{stats.events / stats.seconds:,.0f} events/s" if stats.seconds else "nothing new"
+        out.print(f"projections at position {stats.position}: {stats.events} events applied ({rate})", highlight=False)
+
+
+@case_app.command("show")
+def case_show(number: Number, as_json: JsonOpt = False) -> None:
+    """The case's status row: state, level, handler, deadlines, overdue flag, bounces."""
+    settings = _settings()
+    with _read_side(settings) as read:
+        row = read.case(number)
+    if row is None:
+        _fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+    _vertical(row, as_json, f"Case {number}")
+
+
+@case_app.command("track")
+def case_track(number: Number, as_json: JsonOpt = False) -> None:
+    """The public view of a case by the citizen's number: no personal data, merged numbers followed."""
+    settings = _settings()
+    with _read_side(settings) as read:
+        found = read.timeline(number)
+    if found is None:
+        _fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+    if as_json:
+        print(json.dumps(found, ensure_ascii=False))
+        return
+    title = f"Case {found['case_number']}" + (f" (asked as {number})" if number != found["case_number"] else "")
+    _show(found["timeline"], as_json, f"{title}: {found['state']}")
+
+
+@app.command("queue")
+def queue(
+    unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
+    state: Annotated[str | None, typer.Option(help="reported, accepted, dispatched, in_progress, …")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cases of an org unit in a state."""
+    settings = _settings()
+    with _read_side(settings) as read:
+        rows = read.queue(unit, state)
+    columns = [
+        "case_number",
+        "state",
+        "level",
+        "category",
+        "grid",
+        "handler_id",
+        "reported_at",
+        "resolve_by",
+        "overdue",
+    ]
+    _show(rows, as_json, f"Queue {unit or 'all'} / {state or 'any state'}", columns)
+
+
+@app.command("overdue")
+def overdue(
+    unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open cases past their resolve-by deadline on the SLA clock (parked time removed)."""
+    settings = _settings()
+    with _read_side(settings) as read:
+        rows = read.overdue(unit)
+    columns = [
+        "case_number",
+        "state",
+        "category",
+        "street",
+        "handler_kind",
+        "handler_id",
+        "resolve_by",
+        "suspended_seconds",
+    ]
+    _show(rows, as_json, "Overdue cases", columns)
+
+
+@app.command("performance")
+def performance(
+    period: Annotated[str, typer.Option(help="2021, 2021-06 or 2021-06-01")],
+    worker: Annotated[str | None, typer.Option()] = None,
+    department: Annotated[str | None, typer.Option()] = None,
+    grid: Annotated[str | None, typer.Option()] = None,
+    community: Annotated[str | None, typer.Option()] = None,
+    street: Annotated[str | None, typer.Option()] = None,
+    district: Annotated[bool, typer.Option("--district", help="The whole district")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figures of a worker, department, grid, community, street or the district for a period."""
+    from projections.performance_queries import performance as figures  # noqa: PLC0415
+
+    chosen = {"worker": worker, "department": department, "grid": grid, "community": community, "street": street}
+    given = [(kind, code) for kind, code in chosen.items() if code]
+    if district:
+        given.append(("district", "all"))
+    if len(given) != 1:
+        _fail(
+            Exit.BAD_INPUT,
+            "bad input: give exactly one of --worker, --department, --grid, --community, --street, --district",
+        )
+    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", period):
+        _fail(Exit.BAD_INPUT, f"bad input: period: {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    kind, code = given[0]
+    settings = _settings()
+    with _read_side(settings) as read, read.engine.connect() as connection:
+        rows = figures(connection, kind, period, code)
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return
+    _vertical(rows[0], as_json, f"{kind} {code}, {period}")
+
+
+@app.command("intake")
+def intake(
+    by: Annotated[str, typer.Option(help="channel, category or street")],
+    period: Annotated[str, typer.Option(help="2021, 2021-06 or 2021-06-01")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One window, one number: received, accepted, rejected, merged, time to acceptance, by group."""
+    from projections.intake_queries import intake_figures  # noqa: PLC0415
+
+    if by not in {"channel", "category", "street"}:
+        _fail(Exit.BAD_INPUT, f"bad input: by: {by!r} is not channel, category or street")
+    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", period):
+        _fail(Exit.BAD_INPUT, f"bad input: period: {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    settings = _settings()
+    with _read_side(settings) as read, read.engine.connect() as connection:
+        rows = intake_figures(connection, by, period)  # type: ignore[arg-type]
+    _show(rows, as_json, f"Intake by {by}, {period}")
+
+
+@app.command("duplicates")
+def duplicates(number: Number, as_json: JsonOpt = False) -> None:
+    """Open cases that may be the same matter: same category and grid, close in place and time."""
+    from projections.intake_queries import possible_duplicates  # noqa: PLC0415
+
+    settings = _settings()
+    with _read_side(settings) as read:
+        if read.case(number) is None:
+            _fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+        with read.engine.connect() as connection:
+            rows = possible_duplicates(connection, number)
+    _show(rows, as_json, f"Possible duplicates of {number}")
+
+
+@app.command("deadletters")
+def deadletters_command(
+    retry: Annotated[bool, typer.Option("--retry", help="Apply each dead-lettered event again")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Events a projection could not apply, with the error; --retry applies them again."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from projections.sql import deadletters  # noqa: PLC0415
+
+    settings = _settings()
+    with _read_side(settings, catch_up=False) as read:
+        outcome = read.runner.retry_deadletters(read.fetch) if retry else None
+        with read.engine.connect() as connection:
+            rows = [
+                dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
+            ]
+    for row in rows:
+        row["failed_at"] = str(row["failed_at"])
+        row["error"] = row["error"].strip().splitlines()[-1] if not as_json else row["error"]
+    if outcome is not None and not as_json:
+        out.print(f"retried: {outcome[0]} applied, {outcome[1]} still failing", highlight=False)
+    _show(rows, as_json, "Dead letters", ["projection", "position", "event_type", "attempts", "failed_at", "error"])
+
+
 # -- reference district and the tour -------------------------------------------------
 
 REFERENCE_AT = "2021-01-01T00:00:00+08:00"
@@ -662,10 +926,20 @@ def walkthrough(as_json: JsonOpt = False) -> None:
         start = datetime.now(settings.tz).replace(microsecond=0) - timedelta(hours=6)
         number = walk_one_complaint(service, cast, start)
         rows = service.history(number)
+    from projections.performance_queries import performance as figures  # noqa: PLC0415
+
+    with _read_side(settings) as read, read.engine.connect() as connection:
+        status = read.case(number)
+        day = datetime.fromisoformat(rows[-1]["occurred_at"]).astimezone(settings.tz).date().isoformat()
+        handler = figures(connection, "worker", day, cast["handler"])[0]
     if as_json:
-        print(json.dumps({"case_number": number, "history": rows}, ensure_ascii=False, indent=2))
+        print(json.dumps({"case_number": number, "history": rows, "status": status, "handler": handler},
+                         ensure_ascii=False, indent=2))  # fmt: skip
         return
     print_history(number, rows, settings)
+    assert status is not None
+    _vertical(status, as_json, f"Case status of {number} (read model)")
+    _vertical(handler, as_json, f"Handling worker {cast['handler']} on {day}")
     out.print(f"case {number}: {len(rows)} events, reported by hotline, closed after a satisfied callback; "
               f"see it again with: gridcase case history {number}", highlight=False)  # fmt: skip
 

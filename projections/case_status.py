@@ -109,7 +109,9 @@ class CaseStatus(Projection):
     name: ClassVar[str] = "case_status"
     version: ClassVar[int] = 1
     metadata: ClassVar[MetaData] = metadata
-    handles: ClassVar[frozenset[str]] = frozenset({"CaseReported", "ProgressNoted", "DeadlineExtended", *STATE_AFTER})
+    handles: ClassVar[frozenset[str]] = frozenset(
+        {"CaseReported", "ProgressNoted", "DeadlineExtended", "CitizenFeedbackRecorded", *STATE_AFTER}
+    )
 
     def __init__(self) -> None:
         self.rows = RowCache(case_status)
