@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, select
 
 from projections.base import Projection
 from projections.events import parse_time
-from projections.sql import RowCache, utc_naive
+from projections.sql import RowCache, upsert, utc_naive
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -22,6 +22,7 @@ case_status = Table(
     "case_status",
     metadata,
     Column("case_number", String(32), primary_key=True),
+    Column("case_id", String(36), nullable=False, unique=True),
     Column("state", String(16), nullable=False),
     Column("level", String(16)),
     Column("max_level", String(16)),
@@ -116,10 +117,13 @@ class CaseStatus(Projection):
     def __init__(self) -> None:
         self.rows = RowCache(case_status)
         self.timeline: list[dict[str, Any]] = []
-        self._numbers: dict[Any, str] = {}
+        self._numbers: dict[str, str] = {}
 
     def prepare(self, connection: Connection, events: list[ProjectedEvent]) -> None:
-        """Nothing to prefetch by number until each case's number is known (kept per batch)."""
+        """Load the rows of every case the batch touches in a few queries (later events carry no number)."""
+        ids = {e.originator_id for e in events if e.type != "CaseReported"}
+        for row in self.rows.prefetch_by(connection, "case_id", ids):
+            self._numbers[row["case_id"]] = row["case_number"]
 
     def apply(self, connection: Connection, event: ProjectedEvent) -> None:
         """Fold one case event into the case's row and timeline."""
@@ -132,6 +136,7 @@ class CaseStatus(Projection):
             location = data.get("location") or {}
             row: dict[str, Any] = {
                 "case_number": number,
+                "case_id": event.originator_id,
                 "state": "reported",
                 "level": None,
                 "max_level": None,
@@ -192,12 +197,12 @@ class CaseStatus(Projection):
         number = self._numbers.get(event.originator_id)
         if number is None:
             found = connection.execute(
-                case_id_lookup.select().where(case_id_lookup.c.case_id == str(event.originator_id))
-            ).first()
+                select(case_status.c.case_number).where(case_status.c.case_id == event.originator_id)
+            ).scalar()
             if found is None:
-                msg = f"no case number known for aggregate {event.originator_id}"
+                msg = f"no case known for aggregate {event.originator_id}"
                 raise LookupError(msg)
-            number = str(found.case_number)
+            number = str(found)
             self._numbers[event.originator_id] = number
         return number
 
@@ -248,10 +253,6 @@ class CaseStatus(Projection):
 
     def flush(self, connection: Connection) -> None:
         """Write the changed case rows, their timeline entries and the id → number lookup."""
-        from projections.sql import upsert  # noqa: PLC0415
-
-        new_ids = [{"case_id": str(k), "case_number": v} for k, v in self._numbers.items()]
-        upsert(connection, case_id_lookup, new_ids)
         self.rows.flush(connection)
         upsert(connection, case_timeline, self.timeline)
         self.discard()
@@ -261,14 +262,6 @@ class CaseStatus(Projection):
         self.rows.clear()
         self.timeline = []
         self._numbers = {}
-
-
-case_id_lookup = Table(
-    "case_ids",
-    metadata,
-    Column("case_id", String(36), primary_key=True),
-    Column("case_number", String(32), nullable=False),
-)
 
 
 def _higher(current: str | None, level: str) -> str:

@@ -13,8 +13,6 @@ from eventsourcing.utils import resolve_topic
 from domain.base import upcast_state
 
 if TYPE_CHECKING:
-    from uuid import UUID
-
     from eventsourcing.persistence import Notification
 
 
@@ -25,7 +23,8 @@ class ProjectedEvent:
     position: int
     type: str
     aggregate: str
-    originator_id: UUID | str
+    #: The aggregate id as text (the form read models store it in).
+    originator_id: str
     version: int
     data: dict[str, Any]
 
@@ -63,7 +62,7 @@ def decode(notification: Notification) -> ProjectedEvent:
         position=notification.id,
         type=name,
         aggregate=aggregate,
-        originator_id=notification.originator_id,
+        originator_id=str(notification.originator_id),
         version=notification.originator_version,
         data=data,
     )

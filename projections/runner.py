@@ -66,7 +66,7 @@ class Runner:
         read: Callable[[int, int], Sequence[Notification]],
         projections: Sequence[Projection],
         *,
-        batch_size: int = 2000,
+        batch_size: int = 10_000,
         lease_seconds: float = 15.0,
         owner: str | None = None,
     ) -> None:
@@ -257,7 +257,7 @@ def _position(connection: Connection, name: str) -> int:
 def _dead_letter(connection: Connection, name: str, failures: object) -> None:
     rows = [
         {"projection": name, "position": event.position, "event_type": event.type,
-         "originator_id": str(event.originator_id), "error": error, "failed_at": _now(), "attempts": 1}
+         "originator_id": event.originator_id, "error": error, "failed_at": _now(), "attempts": 1}
         for event, error in failures  # type: ignore[attr-defined]
     ]  # fmt: skip
     if rows:
