@@ -119,8 +119,8 @@ class Performance(Projection):
 
     def prepare(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         """Load the cases and patrols the batch touches in a few queries."""
-        self.cases.prefetch(connection, [(str(e.originator_id),) for e in events if e.aggregate == "Case"])
-        self.patrols.prefetch(connection, [(str(e.originator_id),) for e in events if e.aggregate == "Patrol"])
+        self.cases.prefetch(connection, [(e.originator_id,) for e in events if e.aggregate == "Case"])
+        self.patrols.prefetch(connection, [(e.originator_id,) for e in events if e.aggregate == "Patrol"])
 
     def flush(self, connection: Connection) -> None:
         """Write counts and remembered context."""
@@ -174,7 +174,7 @@ class Performance(Projection):
 
     def _registry(self, connection: Connection, event: ProjectedEvent) -> None:
         data = event.data
-        key = (str(event.originator_id),)
+        key = (event.originator_id,)
         if event.type == "OrgUnitCreated":
             if data["kind"] == "grid":
                 self.grids.put(key, {"unit_id": key[0], "grid": data["code"], "community": data["parent"],
@@ -186,7 +186,7 @@ class Performance(Projection):
 
     def _patrol(self, connection: Connection, event: ProjectedEvent) -> None:
         data = event.data
-        key = (str(event.originator_id),)
+        key = (event.originator_id,)
         if event.type == "PatrolStarted":
             row = {"patrol_id": key[0], "worker": data["worker"], "grid": data["grid"],
                    "community": data["community"], "street": data["street"],
@@ -212,7 +212,7 @@ class Performance(Projection):
 
     def _case(self, connection: Connection, event: ProjectedEvent) -> None:  # noqa: C901, PLR0912, PLR0915
         data = event.data
-        key = (str(event.originator_id),)
+        key = (event.originator_id,)
         at = parse_time(data["occurred_at"])
         day = self.day(at)
         if event.type == "CaseReported":
