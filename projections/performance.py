@@ -34,6 +34,9 @@ performance_counts = Table(
     metadata,
     Column("kind", String(16), primary_key=True),
     Column("subject", String(64), primary_key=True),
+    # A grid's community and street ("" for workers and departments): areas are sums of their grids.
+    Column("community", String(64), primary_key=True),
+    Column("street", String(64), primary_key=True),
     Column("day", String(10), primary_key=True),
     Column("metric", String(40), primary_key=True),
     Column("value", Float, nullable=False),
@@ -89,6 +92,14 @@ performance_grids = Table(
     Column("households", Integer, nullable=False),
 )
 
+#: Which street each community belongs to, for residents per street.
+performance_communities = Table(
+    "performance_communities",
+    metadata,
+    Column("community", String(64), primary_key=True),
+    Column("street", String(64), nullable=False),
+)
+
 LEVEL_RANK = {"community": 0, "street": 1, "district": 2}
 SATISFIED = {"satisfied", "basically_satisfied"}
 CASE_EVENTS = frozenset({
@@ -96,6 +107,8 @@ CASE_EVENTS = frozenset({
     "CaseEscalated", "DeadlineExtended", "CaseSuspended", "CaseResumed", "CaseResolved", "ResolutionVerified",
     "ResolutionRejected", "CaseClosed", "CitizenFeedbackRecorded", "CaseReopened",
 })  # fmt: skip
+#: (kind, subject, community, street): a grid carries its community and street, others "".
+Subject = tuple[str, str, str, str]
 PATROL_EVENTS = frozenset({"PatrolStarted", "PatrolCheckpointLogged", "PatrolEnded"})
 REGISTRY_EVENTS = frozenset({"OrgUnitCreated", "GridFiguresUpdated"})
 
@@ -114,6 +127,7 @@ class Performance(Projection):
         self.cases = RowCache(performance_cases)
         self.patrols = RowCache(performance_patrols)
         self.grids = RowCache(performance_grids)
+        self.communities = RowCache(performance_communities)
 
     # -- batch plumbing ---------------------------------------------------------
 
@@ -128,6 +142,7 @@ class Performance(Projection):
         self.cases.flush(connection)
         self.patrols.flush(connection)
         self.grids.flush(connection)
+        self.communities.flush(connection)
 
     def discard(self) -> None:
         """Forget the batch."""
@@ -135,6 +150,7 @@ class Performance(Projection):
         self.cases.clear()
         self.patrols.clear()
         self.grids.clear()
+        self.communities.clear()
 
     # -- helpers ----------------------------------------------------------------
 
@@ -142,24 +158,25 @@ class Performance(Projection):
         """The district-local day of a moment."""
         return moment.astimezone(self.tz).date().isoformat()
 
-    def add(self, subjects: list[tuple[str, str]], day: str, metric: str, amount: float = 1) -> None:
+    def add(self, subjects: list[Subject], day: str, metric: str, amount: float = 1) -> None:
         """Add to a metric of several subjects on one day."""
-        for kind, subject in subjects:
+        add = self.counts.add
+        for kind, subject, community, street in subjects:
             if subject:
-                self.counts.add((kind, subject, day, metric), amount)
+                add((kind, subject, community, street, day, metric), amount)
 
     @staticmethod
-    def areas(row: dict[str, Any]) -> list[tuple[str, str]]:
-        """The grid, community, street and district a case or patrol belongs to."""
-        return [("grid", row["grid"]), ("community", row["community"]), ("street", row["street"]), ("district", "all")]
+    def areas(row: dict[str, Any]) -> list[Subject]:
+        """The grid of a case or patrol; its community, street and the district are sums of their grids."""
+        return [("grid", row["grid"], row["community"], row["street"])]
 
     @staticmethod
-    def handler(row: dict[str, Any], prefix: str = "handler") -> list[tuple[str, str]]:
+    def handler(row: dict[str, Any], prefix: str = "handler") -> list[Subject]:
         """The worker or department holding (or having resolved) the case."""
         kind, subject = row[f"{prefix}_kind"], row[f"{prefix}_id"]
         if not kind:
             return []
-        return [("worker" if kind == "worker" else "department", subject)]
+        return [("worker" if kind == "worker" else "department", subject, "", "")]
 
     # -- events -----------------------------------------------------------------
 
@@ -176,6 +193,8 @@ class Performance(Projection):
         data = event.data
         key = (event.originator_id,)
         if event.type == "OrgUnitCreated":
+            if data["kind"] == "community":
+                self.communities.put((data["code"],), {"community": data["code"], "street": data["parent"]})
             if data["kind"] == "grid":
                 self.grids.put(key, {"unit_id": key[0], "grid": data["code"], "community": data["parent"],
                                      "population": data["population"], "households": data["households"]})  # fmt: skip
@@ -192,13 +211,13 @@ class Performance(Projection):
                    "community": data["community"], "street": data["street"],
                    "day": self.day(parse_time(data["occurred_at"]))}  # fmt: skip
             self.patrols.put(key, row)
-            self.add([("worker", row["worker"]), *self.areas(row)], row["day"], "patrols")
+            self.add([("worker", row["worker"], "", ""), *self.areas(row)], row["day"], "patrols")
             return
         found = self.patrols.get(connection, key)
         if found is None:
             msg = f"patrol {key[0]}: {event.type} before PatrolStarted"
             raise LookupError(msg)
-        subjects = [("worker", found["worker"]), *self.areas(found)]
+        subjects = [("worker", found["worker"], "", ""), *self.areas(found)]
         if event.type == "PatrolCheckpointLogged":
             if data["kind"] == "household_visit":
                 self.add(subjects, found["day"], "households_visited")
@@ -229,7 +248,7 @@ class Performance(Projection):
             self.cases.put(key, row)
             self.add(self.areas(row), day, "reported")
             if row["reporter"]:
-                self.add([("worker", row["reporter"])], day, "reported")
+                self.add([("worker", row["reporter"], "", "")], day, "reported")
             return
         found = self.cases.get(connection, key)
         if found is None:
@@ -237,7 +256,7 @@ class Performance(Projection):
             raise LookupError(msg)
         row = dict(found)
         areas = self.areas(row)
-        reporter = [("worker", row["reporter"])] if row["reporter"] else []
+        reporter: list[Subject] = [("worker", row["reporter"], "", "")] if row["reporter"] else []
         match event.type:
             case "CaseAccepted":
                 row["max_level"] = max(row["max_level"], LEVEL_RANK[data["level"]])
@@ -327,10 +346,10 @@ class Performance(Projection):
 
     # -- the digital city-management assessment: due, suspended, closed ---------
 
-    def _due_subjects(self, row: dict[str, Any]) -> list[tuple[str, str]]:
-        subjects = [("street", row["street"]), ("district", "all")]
+    def _due_subjects(self, row: dict[str, Any]) -> list[Subject]:
+        subjects = self.areas(row)
         if row["due_department"]:
-            subjects.append(("department", row["due_department"]))
+            subjects.append(("department", row["due_department"], "", ""))
         return subjects
 
     def _add_due(self, row: dict[str, Any], metric: str, amount: int, day: str | None = None) -> None:

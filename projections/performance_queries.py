@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from projections.performance import local_days, performance_counts, performance_grids
+from projections.performance import local_days, performance_communities, performance_counts, performance_grids
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -68,34 +68,45 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(value, 2)
 
 
+#: Where a kind of subject is found in the counts: areas are sums of their grids.
+_AREA_COLUMN = {"community": "community", "street": "street"}
+
+
 def metric_sums(
     connection: Connection, kind: str, period: str, subject: str | None = None
 ) -> dict[str, dict[str, float]]:
-    """Subject → metric → sum over the period's local days."""
+    """Sums of each metric over the period's local days, per subject."""
     first, last = local_days(period)
-    query = (
-        select(performance_counts.c.subject, performance_counts.c.metric, func.sum(performance_counts.c.value))
-        .where(performance_counts.c.kind == kind)
-        .where(performance_counts.c.day.between(first, last))
-        .group_by(performance_counts.c.subject, performance_counts.c.metric)
-    )
-    if subject is not None:
-        query = query.where(performance_counts.c.subject == subject)
+    counts = performance_counts.c
+    if kind in {"worker", "department", "grid"}:
+        group = counts.subject
+        query = select(group, counts.metric, func.sum(counts.value)).where(counts.kind == kind)
+    elif kind == "district":
+        group = None
+        query = select(counts.metric, func.sum(counts.value)).where(counts.kind == "grid")
+    else:
+        group = counts[_AREA_COLUMN[kind]]
+        query = select(group, counts.metric, func.sum(counts.value)).where(counts.kind == "grid")
+    query = query.where(counts.day.between(first, last))
+    if subject is not None and group is not None:
+        query = query.where(group == subject)
+    query = query.group_by(*([group] if group is not None else []), counts.metric)
     sums: dict[str, dict[str, float]] = {}
-    for name, metric, total in connection.execute(query):
+    for row in connection.execute(query):
+        name, metric, total = ("all", *row) if group is None else row
         sums.setdefault(name, {})[metric] = float(total)
     return sums
 
 
 def residents(connection: Connection, kind: str) -> dict[str, int]:
     """Residents per grid, community, street or the district (latest counts)."""
+    streets: dict[str, str] = {row.community: row.street for row in connection.execute(select(performance_communities))}
     grids = connection.execute(
         select(performance_grids.c.grid, performance_grids.c.community, performance_grids.c.population)
     ).all()
     totals: dict[str, int] = {}
     for grid, community, population in grids:
-        street = community.split("-", 1)[0]
-        subject = {"grid": grid, "community": community, "street": street, "district": "all"}.get(kind)
+        subject = {"grid": grid, "community": community, "street": streets.get(community), "district": "all"}.get(kind)
         if subject is not None:
             totals[subject] = totals.get(subject, 0) + int(population)
     return totals

@@ -177,7 +177,8 @@ class Runner:
             if not self._acquire(projection.name):
                 raise LeaseHeld(f"lost the lease of {projection.name}")
             mine = [e for e in events if e.position > done[projection.name] and e.type in projection.handles]
-            applied = self._apply(projection, mine, last)
+            applied, dead = self._apply(projection, mine, last)
+            stats.deadlettered += dead
             stats.per_projection[projection.name] = stats.per_projection.get(projection.name, 0) + applied
         stats.events += len(events)
         stats.batches += 1
@@ -185,7 +186,7 @@ class Runner:
         log.info("batch", position=last, events=len(events))
         return True
 
-    def _apply(self, projection: Projection, events: list[ProjectedEvent], last: int) -> int:
+    def _apply(self, projection: Projection, events: list[ProjectedEvent], last: int) -> tuple[int, int]:
         """One transaction: the batch's changes, its dead letters and the new position; retried around failures."""
         failed: dict[int, tuple[ProjectedEvent, str]] = {}
         while True:
@@ -207,7 +208,7 @@ class Runner:
                         positions,
                         [{"name": projection.name, "position": max(last, current), "updated_at": _now()}],
                     )
-                    return len(todo)
+                    return len(todo), len(failed)
             except _Retry:
                 projection.discard()
                 log.warning("dead-lettered", projection=projection.name, position=max(failed))

@@ -85,13 +85,31 @@ def utc_naive(moment: datetime | None) -> datetime | None:
 
 
 def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], *, add: Iterable[str] = ()) -> None:
-    """Insert rows, or update them where their key exists; columns in ``add`` are added to, not replaced.
+    """Insert rows, or update them where their key exists; columns in ``add`` are added to, not replaced."""
+    if not rows:
+        return
+    names = [column.name for column in table.columns]
+    processors = [
+        (name, column.type.bind_processor(connection.dialect))
+        for name, column in zip(names, table.columns, strict=True)
+    ]
+    if any(processor for _, processor in processors):
+        values = [tuple(p(row.get(n)) if p else row.get(n) for n, p in processors) for row in rows]
+    else:
+        values = [tuple(row.get(n) for n in names) for row in rows]
+    upsert_values(connection, table, values, add=add)
+
+
+def upsert_values(
+    connection: Connection, table: Table, values: Sequence[tuple[Any, ...]], *, add: Iterable[str] = ()
+) -> None:
+    """Upsert rows given as tuples in the table's column order, ready for the driver.
 
     The statement goes straight to the driver's executemany: for batches of
     thousands of rows, building parameters through SQLAlchemy costs more than
     the database does. Both SQLite and PostgreSQL speak ``ON CONFLICT``.
     """
-    if not rows:
+    if not values:
         return
     names = [column.name for column in table.columns]
     keys = [column.name for column in table.primary_key]
@@ -106,14 +124,7 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([marker] * len(names))}) "  # noqa: S608 - names come from our own table definitions
         f"ON CONFLICT ({', '.join(keys)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
     )
-    processors = [_bind_processor(connection, column) for column in table.columns]
-    values = [tuple(p(row.get(n)) if p else row.get(n) for n, p in zip(names, processors, strict=True)) for row in rows]
-    connection.exec_driver_sql(statement, values)
-
-
-def _bind_processor(connection: Connection, column: Column[Any]) -> Any:
-    """How the dialect turns a Python value of this column's type into a driver value (dates on SQLite)."""
-    return column.type.bind_processor(connection.dialect)
+    connection.exec_driver_sql(statement, list(values))
 
 
 class RowCache:
@@ -183,16 +194,14 @@ class Counters:
 
     def add(self, key: tuple[Any, ...], amount: float = 1) -> None:
         """Add to a figure."""
-        self.pending[key] = self.pending.get(key, 0) + amount
+        pending = self.pending
+        pending[key] = pending.get(key, 0) + amount
 
     def flush(self, connection: Connection) -> None:
         """Add every pending amount to the table and forget them."""
-        rows = [
-            {**dict(zip(self.key_columns, key, strict=True)), self.value: amount}
-            for key, amount in self.pending.items()
-            if amount
-        ]
-        upsert(connection, self.table, rows, add=[self.value])
+        # Counter tables are the key columns then the value, all plain types: straight to the driver.
+        values = [(*key, amount) for key, amount in self.pending.items() if amount]
+        upsert_values(connection, self.table, values, add=[self.value])
         self.clear()
 
     def clear(self) -> None:
