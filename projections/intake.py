@@ -35,6 +35,7 @@ intake_counts = Table(
     Column("day", Date, primary_key=True),
     Column("metric", String(16), primary_key=True),
     Column("value", BigInteger, nullable=False),
+    sqlite_with_rowid=False,  # clustered on the key: upserts touch one B-tree
 )
 
 #: One row per accepted case: how long it waited, counted on the local day it was accepted.

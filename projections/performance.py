@@ -40,6 +40,7 @@ performance_counts = Table(
     Column("day", String(10), primary_key=True),
     Column("metric", String(40), primary_key=True),
     Column("value", Float, nullable=False),
+    sqlite_with_rowid=False,  # clustered on the key: upserts touch one B-tree
 )
 
 #: What the projection remembers of each case between events (keyed by aggregate id).

@@ -76,6 +76,7 @@ class Runner:
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self._renewed = float("-inf")
 
     # -- set-up -----------------------------------------------------------------
 
@@ -85,6 +86,13 @@ class Runner:
             bookkeeping.create_all(connection)
             for projection in self.projections:
                 projection.metadata.create_all(connection)
+            # A position row from the start, so a batch can lock it (FOR UPDATE on PostgreSQL).
+            known = set(connection.execute(select(positions.c.name)).scalars())
+            fresh = [
+                {"name": p.name, "position": 0, "updated_at": _now()} for p in self.projections if p.name not in known
+            ]
+            if fresh:
+                connection.execute(positions.insert(), fresh)
 
     def position(self, name: str) -> int:
         """How far a projection has got."""
@@ -115,6 +123,17 @@ class Runner:
             return False
         return True
 
+    def _renew_leases(self) -> None:
+        """Renew the leases once a third of their time has gone (not every batch: each renewal is a commit)."""
+        now = time.monotonic()
+        if now - self._renewed < self.lease_seconds / 3:
+            return
+        for projection in self.projections:
+            if not self._acquire(projection.name):
+                msg = f"lost the lease of {projection.name}"
+                raise LeaseHeld(msg)
+        self._renewed = now
+
     def release(self) -> None:
         """Give up this runner's leases so another may start at once."""
         with self.engine.begin() as connection:
@@ -126,6 +145,7 @@ class Runner:
         while True:
             held = [p.name for p in self.projections if not self._acquire(p.name)]
             if not held:
+                self._renewed = time.monotonic()
                 return
             if deadline is not None and time.monotonic() > deadline:
                 msg = f"projections {', '.join(held)} are being run by another runner"
@@ -173,9 +193,8 @@ class Runner:
             return False
         events = [decode(n) for n in notifications]
         last = events[-1].position
+        self._renew_leases()
         for projection in self.projections:
-            if not self._acquire(projection.name):
-                raise LeaseHeld(f"lost the lease of {projection.name}")
             mine = [e for e in events if e.position > done[projection.name] and e.type in projection.handles]
             applied, dead = self._apply(projection, mine, last)
             stats.deadlettered += dead
@@ -192,7 +211,8 @@ class Runner:
         while True:
             try:
                 with self.engine.begin() as connection:
-                    current = _position(connection, projection.name)
+                    # Locked for the transaction: even a runner whose lease lapsed cannot apply a batch twice.
+                    current = _position(connection, projection.name, lock=True)
                     todo = [e for e in events if e.position > current and e.position not in failed]
                     projection.prepare(connection, todo)
                     for event in todo:
@@ -250,8 +270,9 @@ class _Retry(Exception):
     """An event failed: roll back and redo the batch without it."""
 
 
-def _position(connection: Connection, name: str) -> int:
-    found = connection.execute(select(positions.c.position).where(positions.c.name == name)).scalar()
+def _position(connection: Connection, name: str, *, lock: bool = False) -> int:
+    query = select(positions.c.position).where(positions.c.name == name)
+    found = connection.execute(query.with_for_update() if lock else query).scalar()
     return int(found or 0)
 
 
