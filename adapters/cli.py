@@ -610,7 +610,7 @@ def _vertical(row: dict[str, Any], as_json: bool, title: str) -> None:
 @app.command("project")
 def project(
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the store")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction")] = 10_000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction")] = 25_000,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the projections (case status, performance, intake): catch up once, or follow."""

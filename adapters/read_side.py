@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 class ReadSide:
     """The three read models on the store's own database, kept by one runner."""
 
-    def __init__(self, settings: Settings, service: Gridcase, *, batch_size: int = 10_000) -> None:
+    def __init__(self, settings: Settings, service: Gridcase, *, batch_size: int = 25_000) -> None:
         self.settings = settings
         self.service = service
         self.engine: Engine = make_engine(settings.database_url)

@@ -121,7 +121,8 @@ class CaseStatus(Projection):
 
     def prepare(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         """Load the rows of every case the batch touches in a few queries (later events carry no number)."""
-        ids = {e.originator_id for e in events if e.type != "CaseReported"}
+        born = {e.originator_id for e in events if e.type == "CaseReported"}
+        ids = {e.originator_id for e in events if e.originator_id not in born}
         for row in self.rows.prefetch_by(connection, "case_id", ids):
             self._numbers[row["case_id"]] = row["case_number"]
 

@@ -68,7 +68,6 @@ def decode(notification: Notification) -> ProjectedEvent:
     )
 
 
-@lru_cache(maxsize=65536)
 def parse_time(text: str) -> datetime:
     """An ISO time as stored (UTC, with Z)."""
     return datetime.fromisoformat(text)

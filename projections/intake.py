@@ -88,9 +88,8 @@ class Intake(Projection):
 
     def prepare(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         """Load the report facts of every case the batch touches, in a few queries."""
-        self.cases.prefetch(
-            connection, [(str(event.originator_id),) for event in events if event.type != "CaseReported"]
-        )
+        born = {event.originator_id for event in events if event.type == "CaseReported"}
+        self.cases.prefetch(connection, [(event.originator_id,) for event in events if event.originator_id not in born])
 
     def apply(self, connection: Connection, event: ProjectedEvent) -> None:
         """Count the event on its local day under its case's channel, category and street."""

@@ -134,8 +134,14 @@ class Performance(Projection):
 
     def prepare(self, connection: Connection, events: list[ProjectedEvent]) -> None:
         """Load the cases and patrols the batch touches in a few queries."""
-        self.cases.prefetch(connection, [(e.originator_id,) for e in events if e.aggregate == "Case"])
-        self.patrols.prefetch(connection, [(e.originator_id,) for e in events if e.aggregate == "Patrol"])
+        # Cases and patrols that begin in this batch are not in the tables yet: no need to look.
+        born = {e.originator_id for e in events if e.type in {"CaseReported", "PatrolStarted"}}
+        self.cases.prefetch(
+            connection, [(e.originator_id,) for e in events if e.aggregate == "Case" and e.originator_id not in born]
+        )
+        self.patrols.prefetch(
+            connection, [(e.originator_id,) for e in events if e.aggregate == "Patrol" and e.originator_id not in born]
+        )
 
     def flush(self, connection: Connection) -> None:
         """Write counts and remembered context."""

@@ -66,7 +66,7 @@ class Runner:
         read: Callable[[int, int], Sequence[Notification]],
         projections: Sequence[Projection],
         *,
-        batch_size: int = 10_000,
+        batch_size: int = 25_000,
         lease_seconds: float = 15.0,
         owner: str | None = None,
     ) -> None:
