@@ -46,6 +46,8 @@ case_status = Table(
     Column("resolve_by", DateTime),
     Column("suspended_since", DateTime),
     Column("suspended_seconds", BigInteger, nullable=False),
+    # Parked seconds when the current dispatch began: the SLA clock of this dispatch removes only what came after.
+    Column("suspended_at_dispatch", BigInteger, nullable=False),
     Column("resolved_at", DateTime),
     Column("closed_at", DateTime),
     Column("merged_into", String(32)),
@@ -161,6 +163,7 @@ class CaseStatus(Projection):
                 "resolve_by": None,
                 "suspended_since": None,
                 "suspended_seconds": 0,
+                "suspended_at_dispatch": 0,
                 "resolved_at": None,
                 "closed_at": None,
                 "merged_into": None,
@@ -222,6 +225,7 @@ class CaseStatus(Projection):
                 row["dispatched_at"] = at
                 row["sign_by"] = utc_naive(parse_time(data["sign_by"]))
                 row["resolve_by"] = utc_naive(parse_time(data["resolve_by"]))
+                row["suspended_at_dispatch"] = row["suspended_seconds"]
             case "DispatchSigned":
                 row["signed_at"] = at
             case "DispatchReturned" | "CaseEscalated" | "CaseReopened":
@@ -272,10 +276,10 @@ def _higher(current: str | None, level: str) -> str:
 
 
 def is_overdue(row: Any, now: datetime) -> bool:
-    """Overdue on the SLA clock: time since dispatch, parked time removed, past resolve-by."""
+    """Overdue on the SLA clock: time since the current dispatch, time parked since then removed, past resolve-by."""
     if row.state not in CLOCK_STATES or row.resolve_by is None:
         return False
-    parked = timedelta(seconds=row.suspended_seconds or 0)
+    parked = timedelta(seconds=(row.suspended_seconds or 0) - (row.suspended_at_dispatch or 0))
     if row.suspended_since is not None:
         parked += now - row.suspended_since
     return bool(now - parked > row.resolve_by)

@@ -303,11 +303,15 @@ class Performance(Projection):
                 row["resolve_by"] = data["resolve_by"]
                 self._move_due(row, self.day(parse_time(data["resolve_by"])), row["due_department"])
             case "CaseSuspended":
+                # Parked (缓办) for the assessment while it stays parked: a resumed case is back in the count.
                 if row["due_day"] and not row["due_suspended"]:
                     row["due_suspended"] = 1
                     self._add_due(row, "due_suspended", 1)
             case "CaseResumed":
                 row["suspended_seconds"] += int(data["suspended_seconds"])
+                if row["due_suspended"]:
+                    row["due_suspended"] = 0
+                    self._add_due(row, "due_suspended", -1)
             case "CaseResolved":
                 handler = self.handler(row)
                 parked = row["suspended_seconds"] - row["suspended_at_dispatch"]
