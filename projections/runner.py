@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from projections.events import decode
-from projections.sql import bookkeeping, deadletters, leases, positions, upsert
+from projections.sql import bookkeeping, deadletters, leases, positions, upsert, upsert_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -82,17 +82,22 @@ class Runner:
 
     def create_tables(self) -> None:
         """Create the bookkeeping and read-model tables if missing."""
-        with self.engine.begin() as connection:
-            bookkeeping.create_all(connection)
-            for projection in self.projections:
-                projection.metadata.create_all(connection)
-            # A position row from the start, so a batch can lock it (FOR UPDATE on PostgreSQL).
-            known = set(connection.execute(select(positions.c.name)).scalars())
-            fresh = [
-                {"name": p.name, "position": 0, "updated_at": _now()} for p in self.projections if p.name not in known
-            ]
-            if fresh:
-                connection.execute(positions.insert(), fresh)
+        for attempt in range(10):
+            try:
+                with self.engine.begin() as connection:
+                    bookkeeping.create_all(connection)
+                    for projection in self.projections:
+                        projection.metadata.create_all(connection)
+                    # A position row from the start, so a batch can lock it (FOR UPDATE on PostgreSQL).
+                    rows = [(p.name, 0, _now()) for p in self.projections]
+                    upsert_values(connection, positions, rows, keep=True)
+            except DBAPIError:
+                # Another runner is creating the same tables at this moment: theirs will do.
+                if attempt == 9:  # noqa: PLR2004
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+            else:
+                return
 
     def position(self, name: str) -> int:
         """How far a projection has got."""
@@ -191,7 +196,9 @@ class Runner:
         notifications = self.read(start, self.batch_size)
         if not notifications:
             return False
-        events = [decode(n) for n in notifications]
+        # At-least-once transports re-send: keep one of each position, in store order.
+        unique = {n.id: n for n in notifications}
+        events = [decode(unique[position]) for position in sorted(unique)]
         last = events[-1].position
         self._renew_leases()
         for projection in self.projections:
@@ -206,13 +213,18 @@ class Runner:
         return True
 
     def _apply(self, projection: Projection, events: list[ProjectedEvent], last: int) -> tuple[int, int]:
-        """One transaction: the batch's changes, its dead letters and the new position; retried around failures."""
+        """One transaction: the batch's changes, its dead letters and the new position; retried around failures.
+
+        The batch is folded in memory first, without holding the write lock; then the lock is taken (FOR UPDATE
+        on PostgreSQL, BEGIN IMMEDIATE on SQLite, which ignores FOR UPDATE) and the position read again. If
+        another runner moved it meanwhile (this one's lease lapsed during a long pause), the work is thrown away
+        and redone from the new position: a batch is never applied twice.
+        """
         failed: dict[int, tuple[ProjectedEvent, str]] = {}
         while True:
             try:
-                with self.engine.begin() as connection:
-                    # Locked for the transaction: even a runner whose lease lapsed cannot apply a batch twice.
-                    current = _position(connection, projection.name, lock=True)
+                with self.engine.connect() as connection:
+                    current = _position(connection, projection.name)
                     todo = [e for e in events if e.position > current and e.position not in failed]
                     projection.prepare(connection, todo)
                     for event in todo:
@@ -221,6 +233,11 @@ class Runner:
                         except Exception:  # noqa: BLE001 - any failure of one event must not stop the others
                             failed[event.position] = (event, traceback.format_exc(limit=3))
                             raise _Retry from None
+                    connection.rollback()  # end the reads; the writes get a transaction of their own
+                    if connection.dialect.name == "sqlite":
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    if _position(connection, projection.name, lock=True) != current:
+                        raise _Moved  # noqa: TRY301 - handled just below, like a failed event
                     projection.flush(connection)
                     _dead_letter(connection, projection.name, failed.values())
                     upsert(
@@ -228,10 +245,14 @@ class Runner:
                         positions,
                         [{"name": projection.name, "position": max(last, current), "updated_at": _now()}],
                     )
+                    connection.commit()
                     return len(todo), len(failed)
             except _Retry:
                 projection.discard()
                 log.warning("dead-lettered", projection=projection.name, position=max(failed))
+            except _Moved:
+                projection.discard()
+                log.warning("another runner moved on: redoing the batch", projection=projection.name)
             except BaseException:
                 projection.discard()
                 raise
@@ -268,6 +289,10 @@ class Runner:
 
 class _Retry(Exception):
     """An event failed: roll back and redo the batch without it."""
+
+
+class _Moved(Exception):
+    """Another runner applied events meanwhile: redo the batch from the new position."""
 
 
 def _position(connection: Connection, name: str, *, lock: bool = False) -> int:

@@ -101,13 +101,19 @@ def upsert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]],
 
 
 def upsert_values(
-    connection: Connection, table: Table, values: Sequence[tuple[Any, ...]], *, add: Iterable[str] = ()
+    connection: Connection,
+    table: Table,
+    values: Sequence[tuple[Any, ...]],
+    *,
+    add: Iterable[str] = (),
+    keep: bool = False,
 ) -> None:
     """Upsert rows given as tuples in the table's column order, ready for the driver.
 
     The statement goes straight to the driver's executemany: for batches of
     thousands of rows, building parameters through SQLAlchemy costs more than
     the database does. Both SQLite and PostgreSQL speak ``ON CONFLICT``.
+    ``keep`` leaves existing rows as they are.
     """
     if not values:
         return
@@ -122,7 +128,7 @@ def upsert_values(
     )
     statement = (
         f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([marker] * len(names))}) "  # noqa: S608 - names come from our own table definitions
-        f"ON CONFLICT ({', '.join(keys)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
+        f"ON CONFLICT ({', '.join(keys)}) DO " + (f"UPDATE SET {updates}" if updates and not keep else "NOTHING")
     )
     connection.exec_driver_sql(statement, list(values))
 
