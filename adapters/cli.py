@@ -607,6 +607,12 @@ def _vertical(row: dict[str, Any], as_json: bool, title: str) -> None:
     out.print(table)
 
 
+def _check_period(period: str) -> None:
+    """A period is a year, a month or a day: 2021, 2021-06, 2021-06-01."""
+    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", period):
+        _fail(Exit.BAD_INPUT, f"bad input: period: {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+
+
 @app.command("project")
 def project(
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the store")] = False,
@@ -744,8 +750,7 @@ def performance(
             Exit.BAD_INPUT,
             "bad input: give exactly one of --worker, --department, --grid, --community, --street, --district",
         )
-    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", period):
-        _fail(Exit.BAD_INPUT, f"bad input: period: {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    _check_period(period)
     kind, code = given[0]
     settings = _settings()
     with _read_side(settings) as read, read.engine.connect() as connection:
@@ -767,8 +772,7 @@ def intake(
 
     if by not in {"channel", "category", "street"}:
         _fail(Exit.BAD_INPUT, f"bad input: by: {by!r} is not channel, category or street")
-    if not re.fullmatch(r"\d{4}(-\d{2}(-\d{2})?)?", period):
-        _fail(Exit.BAD_INPUT, f"bad input: period: {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+    _check_period(period)
     settings = _settings()
     with _read_side(settings) as read, read.engine.connect() as connection:
         rows = intake_figures(connection, by, period)  # type: ignore[arg-type]

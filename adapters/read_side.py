@@ -15,7 +15,7 @@ from projections.sql import make_engine
 
 if TYPE_CHECKING:
     from eventsourcing.persistence import Notification
-    from sqlalchemy import Engine
+    from sqlalchemy import Engine, Select
 
     from adapters.service import Gridcase
     from adapters.settings import Settings
@@ -65,10 +65,7 @@ class ReadSide:
 
     def queue(self, unit: str | None, state: str | None) -> list[dict[str, Any]]:
         """Cases of an org unit (grid, community, street or handling department) in a state."""
-        query = select(case_status).order_by(case_status.c.reported_at)
-        if unit:
-            columns = (case_status.c.grid, case_status.c.community, case_status.c.street, case_status.c.handler_id)
-            query = query.where(or_(*(column == unit for column in columns)))
+        query = _of_unit(select(case_status).order_by(case_status.c.reported_at), unit)
         if state:
             query = query.where(case_status.c.state == state)
         with self.engine.connect() as connection:
@@ -77,10 +74,9 @@ class ReadSide:
     def overdue(self, unit: str | None, now: datetime | None = None) -> list[dict[str, Any]]:
         """Open cases past their resolve-by on the SLA clock (parked time removed)."""
         moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-        query = select(case_status).where(case_status.c.resolve_by < moment).order_by(case_status.c.resolve_by)
-        if unit:
-            columns = (case_status.c.grid, case_status.c.community, case_status.c.street, case_status.c.handler_id)
-            query = query.where(or_(*(column == unit for column in columns)))
+        query = _of_unit(
+            select(case_status).where(case_status.c.resolve_by < moment).order_by(case_status.c.resolve_by), unit
+        )
         with self.engine.connect() as connection:
             return [self._status(row, moment) for row in connection.execute(query) if is_overdue(row, moment)]
 
@@ -117,6 +113,14 @@ class ReadSide:
         status = {key: _iso(value) if isinstance(value, datetime) else value for key, value in row._mapping.items()}  # noqa: SLF001
         status["overdue"] = is_overdue(row, moment)
         return status
+
+
+def _of_unit(query: Select[Any], unit: str | None) -> Select[Any]:
+    """Cases of a grid, community, street or handling department (all cases when no unit is given)."""
+    if not unit:
+        return query
+    columns = (case_status.c.grid, case_status.c.community, case_status.c.street, case_status.c.handler_id)
+    return query.where(or_(*(column == unit for column in columns)))
 
 
 def _iso(moment: datetime | None) -> str | None:
