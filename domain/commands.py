@@ -339,4 +339,4 @@ AnyCommand = Annotated[
     Field(discriminator="command"),
 ]
 
-COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)  # type: ignore[arg-type]  # a union, not a class
+COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(AnyCommand)  # type: ignore[arg-type, unused-ignore]  # a union
