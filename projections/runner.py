@@ -37,9 +37,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("gridcase.projections")
 
-#: Reads notifications after a position: (after, limit) -> notifications in order.
-Reader = "Callable[[int, int], Sequence[Notification]]"
-
 
 @dataclass
 class RunStats:
