@@ -1,0 +1,56 @@
+"""The published form of a stored event: what goes on the Kafka topics, and what the JSON Schemas describe.
+
+The value is the event's stored JSON, as the store holds it (so an event of an older class version is published
+in that version's form and named so in ``ce_type``), with two changes:
+
+- personal data is left out: ``CaseReported.reporter`` (the reporter's name, phone and ID number) is replaced by
+  ``has_reporter_contact`` (true or false); nothing else carries personal data;
+- the aggregate id and version are added as ``originator_id`` (hex, 32 characters) and ``originator_version``.
+
+Everything else (``occurred_at``, the recording ``timestamp``, the actor, ``class_version`` above 1) is as stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Where each aggregate's events go.
+TOPICS = {
+    "Case": "gridcase.case.events",
+    "Patrol": "gridcase.patrol.events",
+    "OrgUnit": "gridcase.registry.events",
+    "Worker": "gridcase.registry.events",
+    "Category": "gridcase.registry.events",
+    "SlaPolicy": "gridcase.registry.events",
+    "HolidayCalendar": "gridcase.registry.events",
+}
+DEADLETTER_TOPIC = "gridcase.deadletter"
+#: Fields of an event that are personal data, by event type: left out of the published form.
+PERSONAL_DATA = {"CaseReported": ("reporter",)}
+
+
+def split_topic(stored_topic: str) -> tuple[str, str]:
+    """The aggregate and event type named by a stored event's topic, e.g. ``("Case", "CaseReported")``."""
+    aggregate, _, name = stored_topic.partition(":")[2].rpartition(".")
+    return aggregate, name
+
+
+def kafka_topic(aggregate: str) -> str:
+    """The Kafka topic of an aggregate's events."""
+    return TOPICS[aggregate]
+
+
+def ce_type(aggregate: str, name: str, version: int) -> str:
+    """The CloudEvents type: ``gridcase.<case|patrol|registry>.<Event>.v<N>``."""
+    family = kafka_topic(aggregate).split(".")[1]
+    return f"gridcase.{family}.{name}.v{version}"
+
+
+def published_form(name: str, state: dict[str, Any], originator_id: str, originator_version: int) -> dict[str, Any]:
+    """The published value of a stored event (``state`` is its stored JSON object; it is not changed)."""
+    value = dict(state)
+    for field in PERSONAL_DATA.get(name, ()):
+        value["has_reporter_contact"] = value.pop(field, None) is not None
+    value["originator_id"] = originator_id
+    value["originator_version"] = originator_version
+    return value
