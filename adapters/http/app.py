@@ -38,6 +38,9 @@ def create_app(settings: Settings, *, follow: bool = True, runtime: Runtime | No
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Made at start-up, not here: building the app (e.g. for its OpenAPI document) touches no database.
+        if runtime is None:
+            app.state.runtime = Runtime(settings, follow=follow)
         app.state.runtime.start()
         try:
             yield
@@ -45,7 +48,7 @@ def create_app(settings: Settings, *, follow: bool = True, runtime: Runtime | No
             app.state.runtime.close()
 
     app = FastAPI(title="gridcase", version="1", description=DESCRIPTION, lifespan=lifespan)
-    app.state.runtime = runtime if runtime is not None else Runtime(settings, follow=follow)
+    app.state.runtime = runtime
     app.include_router(open311.router)
     app.include_router(native.router)
 
