@@ -108,12 +108,14 @@ class Catalogue:
 
     def grid_for_address(self, address: str) -> str | None:
         """The grid an address names by code or by name."""
-        for code in _GRID_CODE.findall(address):
+        for match in _GRID_CODE.finditer(address):
+            code = match.group(0)
             if self.is_grid(code):
                 return code
         named = [unit for unit in self.units.values() if unit.kind == "grid" and unit.name in address]
         if named:
-            return max(named, key=lambda unit: len(unit.name)).code  # the most specific name
+            most_specific: Unit = max(named, key=lambda unit: len(unit.name))
+            return most_specific.code
         return None
 
     def grid_at(self, lat: float, lon: float) -> str | None:

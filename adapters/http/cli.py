@@ -79,8 +79,7 @@ def serve(
 @token_app.command("create")
 def token_create(
     actor: Annotated[str, typer.Option(help="Who the token acts as: a worker code, an operator id, …")],
-    role: Annotated[str, typer.Option(help="grid_worker, intake_operator, dispatcher, department_handler, "
-                                           "callback_operator, auditor or admin")],  # fmt: skip
+    role: Annotated[str, typer.Option(help="grid_worker, intake_operator, dispatcher, department_handler, …")],
     unit: Annotated[str | None, typer.Option(help="Department code (department handlers)")] = None,
     channel: Annotated[str, typer.Option(help="Intake channel of Open311 requests filed with it")] = "app",
     note: Annotated[str, typer.Option(help="What the token is for")] = "",

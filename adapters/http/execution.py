@@ -135,8 +135,8 @@ def idempotent(runtime: Runtime, request: Request, principal: Principal, payload
             [{"field": "Idempotency-Key", "message": "used for a different request"}],
         ) from None
     except KeyInFlight:
-        raise ApiError(409, "idempotency_key_in_flight",
-                       f"the first request with Idempotency-Key {key!r} is still being handled; retry shortly") from None  # fmt: skip
+        message = f"the first request with Idempotency-Key {key!r} is still being handled; retry shortly"
+        raise ApiError(409, "idempotency_key_in_flight", message) from None
     if stored is not None:
         return Response(stored.body, stored.status_code, {"Idempotent-Replayed": "true"}, stored.media_type)
     try:

@@ -42,7 +42,7 @@ def _body_model(cls: type[c.Command], leave_out: set[str]) -> type[BaseModel]:
     fields: dict[str, Any] = {
         name: (field.annotation, field) for name, field in cls.model_fields.items() if name not in leave_out
     }
-    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         f"{cls.__name__}Body",
         __config__=ConfigDict(extra="forbid", frozen=True),
         __doc__=cls.__doc__,
@@ -93,8 +93,12 @@ def _add_command_route(cls: type[c.Command]) -> None:
         pattern = CASE_NUMBER
         parameters.append(inspect.Parameter(number_field, keyword, annotation=Annotated[str, Path(pattern=pattern)]))
     parameters.append(
-        inspect.Parameter("body", keyword, annotation=body_model if body_required else body_model | None,
-                          default=inspect.Parameter.empty if body_required else None)  # fmt: skip
+        inspect.Parameter(
+            "body",
+            keyword,
+            annotation=body_model if body_required else body_model | None,
+            default=inspect.Parameter.empty if body_required else None,
+        )
     )
     endpoint.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     endpoint.__name__ = name.replace(".", "_").replace("-", "_")
@@ -108,8 +112,11 @@ def _add_command_route(cls: type[c.Command]) -> None:
         description=f"Command `{name}` (docs/commands.md). Optional header `Idempotency-Key`.",
         tags=[{"case": "case commands", "patrol": "patrol commands"}.get(group, "registry commands")],
         operation_id=endpoint.__name__,
-        responses={403: {"description": "outside the caller's role"}, 409: {"description": "refused or conflict"},
-                   422: {"description": "bad input, naming the field"}},  # fmt: skip
+        responses={
+            403: {"description": "outside the caller's role"},
+            409: {"description": "refused or conflict"},
+            422: {"description": "bad input, naming the field"},
+        },
     )
 
 
@@ -127,7 +134,7 @@ def whoami(principal: Caller) -> dict[str, Any]:
 
 
 @router.get("/cases/{case_number}", tags=["queries"])
-def case_status(request: Request, case_number: CaseNumberPath, principal: Caller) -> Response:
+def case_status(request: Request, case_number: CaseNumberPath, _caller: Caller) -> Response:
     """The case's status row: state, level, handler, deadlines, overdue flag, bounces (no personal data)."""
     runtime = runtime_of(request)
     runtime.wait_fresh()
@@ -138,9 +145,12 @@ def case_status(request: Request, case_number: CaseNumberPath, principal: Caller
 
 
 @router.get("/cases/{case_number}/history", tags=["audit"])
-def case_history(request: Request, case_number: CaseNumberPath, principal: Caller,
-                 personal_data: Annotated[bool, Query(description="Reporter contact in clear (auditors, admins)")] = False,
-                 ) -> Response:  # fmt: skip
+def case_history(
+    request: Request,
+    case_number: CaseNumberPath,
+    principal: Caller,
+    personal_data: Annotated[bool, Query(description="Reporter contact in clear (auditors, admins)")] = False,
+) -> Response:
     """The audit view: every event of the case, who (id, role) did it, when it happened and was recorded."""
     if personal_data and not principal.reads_personal_data:
         raise forbidden(f"role {principal.role.value} may not read reporters' personal data")
@@ -153,7 +163,7 @@ def case_history(request: Request, case_number: CaseNumberPath, principal: Calle
 
 
 @router.get("/cases/{case_number}/duplicates", tags=["queries"])
-def duplicates(request: Request, case_number: CaseNumberPath, principal: Caller) -> Response:
+def duplicates(request: Request, case_number: CaseNumberPath, _caller: Caller) -> Response:
     """Open cases that may be the same matter: same category and grid, within 48 h and 300 m."""
     runtime = runtime_of(request)
     runtime.wait_fresh()
@@ -164,7 +174,7 @@ def duplicates(request: Request, case_number: CaseNumberPath, principal: Caller)
 
 
 @router.get("/track/{case_number}", tags=["public"])
-def track(request: Request, case_number: CaseNumberPath, principal: MaybeCaller = None) -> Response:
+def track(request: Request, case_number: CaseNumberPath, _caller: MaybeCaller = None) -> Response:
     """The citizen's view by case number: no token needed, no personal data, merged numbers followed."""
     runtime = runtime_of(request)
     runtime.wait_fresh()
@@ -175,7 +185,7 @@ def track(request: Request, case_number: CaseNumberPath, principal: MaybeCaller 
 
 
 @router.get("/queue", tags=["queries"])
-def queue(request: Request, principal: Caller, unit: Unit = None, state: State | None = None) -> Response:
+def queue(request: Request, _caller: Caller, unit: Unit = None, state: State | None = None) -> Response:
     """Cases of an org unit (or all) in a state (or any)."""
     runtime = runtime_of(request)
     runtime.wait_fresh()
@@ -183,7 +193,7 @@ def queue(request: Request, principal: Caller, unit: Unit = None, state: State |
 
 
 @router.get("/overdue", tags=["queries"])
-def overdue(request: Request, principal: Caller, unit: Unit = None) -> Response:
+def overdue(request: Request, _caller: Caller, unit: Unit = None) -> Response:
     """Open cases past their resolve-by on the SLA clock (parked time removed)."""
     runtime = runtime_of(request)
     runtime.wait_fresh()
@@ -191,11 +201,17 @@ def overdue(request: Request, principal: Caller, unit: Unit = None) -> Response:
 
 
 @router.get("/performance", tags=["queries"])
-def performance_figures(request: Request, principal: Caller, period: Period,
-                        kind: Literal["worker", "department", "grid", "community", "street", "district"],
-                        subject: Annotated[str | None, Query(min_length=1, max_length=64)] = None) -> Response:  # fmt: skip
-    """Figures of a worker, department, grid, community, street or the district for a period (all of a kind
-    when no subject is given)."""
+def performance_figures(
+    request: Request,
+    _caller: Caller,
+    period: Period,
+    kind: Literal["worker", "department", "grid", "community", "street", "district"],
+    subject: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+) -> Response:
+    """Figures of a worker, department, grid, community, street or the district for a period.
+
+    Every subject of the kind when no subject is given.
+    """
     _check_period(period)
     if kind == "district":
         subject = "all"
@@ -206,8 +222,9 @@ def performance_figures(request: Request, principal: Caller, period: Period,
 
 
 @router.get("/intake", tags=["queries"])
-def intake(request: Request, principal: Caller, period: Period,
-           by: Literal["channel", "category", "street"]) -> Response:  # fmt: skip
+def intake(
+    request: Request, _caller: Caller, period: Period, by: Literal["channel", "category", "street"]
+) -> Response:
     """One window, one number: received, accepted, rejected, merged and minutes to acceptance, per group."""
     _check_period(period)
     runtime = runtime_of(request)

@@ -10,12 +10,12 @@ not shown: this is a public view.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from adapters.http.deps import Credentials, caller, runtime_of
 from adapters.http.errors import ApiError
@@ -26,7 +26,6 @@ from projections.case_status import STATE_AFTER, case_status, case_timeline
 if TYPE_CHECKING:
     from sqlalchemy import Select
 
-    from adapters.http.auth import Principal
     from adapters.http.runtime import Runtime
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
@@ -66,7 +65,7 @@ def _parse_time(text: str | None, name: str, runtime: Runtime) -> datetime | Non
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise _bad(f"{name}: {text!r} is not a W3C datetime") from None
     if moment.tzinfo is None:
@@ -126,9 +125,10 @@ def service_definition(request: Request, service_code: Annotated[str, Path(max_l
         ],
     }  # fmt: skip
     if response_format == "xml":
-        return Response(to_xml("service_definitions", "service_definition", [definition]).replace(
-            "<service_definitions><service_definition>", "<service_definition>").replace(
-            "</service_definition></service_definitions>", "</service_definition>"), media_type="application/xml")  # fmt: skip
+        wrapped = to_xml("service_definitions", "service_definition", [definition])
+        single = wrapped.replace("<service_definitions><service_definition>", "<service_definition>")
+        single = single.replace("</service_definition></service_definitions>", "</service_definition>")
+        return Response(single, media_type="application/xml")
     return JSONResponse(definition)
 
 
@@ -138,7 +138,7 @@ OptionalText = Annotated[str | None, Form(max_length=500)]
 
 
 @router.post("/requests.{response_format}", status_code=201)
-def create_request(  # noqa: PLR0913 - the spec's fields
+def create_request(
     request: Request,
     response_format: Format,
     credentials: Credentials,
@@ -148,8 +148,8 @@ def create_request(  # noqa: PLR0913 - the spec's fields
     long: Annotated[float | None, Form(ge=-180, le=180)] = None,
     address_string: OptionalText = None,
     address_id: Annotated[str | None, Form(max_length=64)] = None,
-    email: OptionalText = None,
-    device_id: OptionalText = None,
+    email: OptionalText = None,  # noqa: ARG001 - accepted as the spec has it; not kept (docs/http.md)
+    device_id: OptionalText = None,  # noqa: ARG001 - accepted as the spec has it; not kept
     account_id: OptionalText = None,
     first_name: Annotated[str | None, Form(max_length=50)] = None,
     last_name: Annotated[str | None, Form(max_length=50)] = None,
@@ -270,7 +270,7 @@ def _page(query: Select[Any], page: int, page_size: int) -> Select[Any]:
 
 
 @router.get("/requests.{response_format}")
-def list_requests(  # noqa: PLR0913 - the spec's filters
+def list_requests(
     request: Request,
     response_format: Format,
     service_request_id: Annotated[str | None, Query(max_length=2000, description="Comma-separated ids")] = None,
@@ -321,7 +321,7 @@ def get_request(request: Request, service_request_id: Annotated[str, Path(max_le
 
 
 @router.get("/servicerequestupdates.{response_format}")
-def request_updates(  # noqa: PLR0913 - the spec's filters
+def request_updates(
     request: Request,
     response_format: Format,
     service_request_id: Annotated[str | None, Query(max_length=2000, description="Comma-separated ids")] = None,

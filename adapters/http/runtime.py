@@ -68,7 +68,7 @@ class Runtime:
         while not self._stop.is_set():
             try:
                 self.read.runner.follow(poll=0.05, stop=self._stop.is_set)
-            except Exception:  # noqa: BLE001 - keep the API up; the next round retries
+            except Exception:
                 log.exception("projections stopped; retrying")
                 self._stop.wait(1.0)
 

@@ -70,8 +70,8 @@ def test_open311_bad_input_is_the_specs_error_list(api: Api) -> None:
     with api.client("operator") as client:
         no_code = client.post("/open311/v2/requests.json", data={"description": "x", "attribute[grid]": "G"})
         nowhere = client.post("/open311/v2/requests.json", data={"service_code": CATEGORY, "description": "x"})
-        outside = client.post("/open311/v2/requests.json",
-                              data={"service_code": CATEGORY, "description": "x", "lat": "39.9", "long": "116.4"})  # fmt: skip
+        beijing = {"service_code": CATEGORY, "description": "x", "lat": "39.9", "long": "116.4"}
+        outside = client.post("/open311/v2/requests.json", data=beijing)
         xml = client.post("/open311/v2/requests.xml", data={"service_code": CATEGORY, "description": "x"})
         when = client.get("/open311/v2/requests.json", params={"start_date": "yesterday"})
     assert no_code.status_code == 400

@@ -19,7 +19,8 @@ def file_complaint(api: Api, who: str = "operator", **extra: str) -> str:
     centre = api.runtime.catalogue.centre_of(GRID)
     assert centre is not None
     form = {"service_code": CATEGORY, "description": "井盖缺失 manhole cover missing", "lat": str(centre[0]),
-            "long": str(centre[1]), "first_name": "王", "last_name": "女士", "phone": REPORTER_PHONE, **extra}  # fmt: skip
+            "long": str(centre[1]), "first_name": "王", "last_name": "女士", "phone": REPORTER_PHONE,
+            **extra}  # fmt: skip
     with api.client(who) as client:
         response = client.post("/open311/v2/requests.json", data=form)
     assert response.status_code == 201, response.text
