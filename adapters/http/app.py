@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from adapters.settings import Settings
+
+#: Worker threads for request handlers.
+THREADS = 8
 
 DESCRIPTION = """\
 gridcase's HTTP API (docs/http.md).
@@ -41,6 +45,9 @@ def create_app(settings: Settings, *, follow: bool = True, runtime: Runtime | No
         # Made at start-up, not here: building the app (e.g. for its OpenAPI document) touches no database.
         if runtime is None:
             app.state.runtime = Runtime(settings, follow=follow)
+        # Writes go one at a time (runtime.WriteGate): a few threads keep the queue full; forty only fight
+        # over the interpreter lock.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         app.state.runtime.start()
         try:
             yield

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from sqlalchemy.exc import IntegrityError
 from adapters.http.tables import idempotency
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from sqlalchemy import Engine
 
 MAX_KEY_LENGTH = 255
@@ -53,13 +56,14 @@ class KeyInFlight(Exception):
 class IdempotencyStore:
     """Keys, request fingerprints and first responses in ``http_idempotency``."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, gate: AbstractContextManager[None] | None = None) -> None:
         self.engine = engine
+        self.gate: AbstractContextManager[None] = gate if gate is not None else nullcontext()
 
     def claim(self, token_id: str, key: str, fingerprint: str) -> Stored | None:
         """Claim a key for a new request (None), or the stored first response of the same request."""
         try:
-            with self.engine.begin() as connection:
+            with self.gate, self.engine.begin() as connection:
                 connection.execute(
                     idempotency.insert().values(
                         token_id=token_id,
@@ -89,7 +93,7 @@ class IdempotencyStore:
 
     def complete(self, token_id: str, key: str, stored: Stored) -> None:
         """Keep the response of the request that claimed the key."""
-        with self.engine.begin() as connection:
+        with self.gate, self.engine.begin() as connection:
             connection.execute(
                 update(idempotency)
                 .where(idempotency.c.token_id == token_id, idempotency.c.key == key)
@@ -98,7 +102,7 @@ class IdempotencyStore:
 
     def release(self, token_id: str, key: str) -> None:
         """Let go of a key whose request did not succeed (nothing was written), so a retry runs again."""
-        with self.engine.begin() as connection:
+        with self.gate, self.engine.begin() as connection:
             connection.execute(
                 delete(idempotency).where(
                     idempotency.c.token_id == token_id, idempotency.c.key == key, idempotency.c.status_code == 0

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from contextlib import nullcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
@@ -18,10 +17,11 @@ from adapters.http.tables import create_tables
 from adapters.read_side import ReadSide
 from adapters.service import Gridcase, replay_events
 from domain.registry import Worker, worker_id
+from projections.runner import LeaseHeld
 from projections.sql import positions
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
+    from types import TracebackType
 
     from adapters.service import Result
     from adapters.settings import Settings
@@ -31,6 +31,38 @@ log = structlog.get_logger("gridcase.http")
 
 #: How long a query waits for the projections to reach the writes made before it (then answers anyway).
 FRESHNESS_TIMEOUT = 5.0
+#: Events per projection transaction while serving: small, so a batch never holds writers up for long.
+FOLLOW_BATCH = 2_000
+#: How often the follower looks for new events when it is caught up.
+FOLLOW_POLL = 0.1
+
+
+class WriteGate:
+    """One writer at a time in this process, on SQLite.
+
+    SQLite has one writer at a time anyway; when threads queue on this lock instead
+    of on SQLite's busy handler (which sleeps in steps of up to 100 ms), a write
+    waits only as long as the one before it takes. On PostgreSQL it lets everyone in.
+    """
+
+    def __init__(self, serialise: bool) -> None:
+        self._lock = threading.Lock() if serialise else None
+
+    def __enter__(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:  # fmt: skip
+        if self._lock is not None:
+            self._lock.release()
+
+    def breathe(self) -> None:
+        """Let waiting writers in between two batches of a long piece of work."""
+        if self._lock is not None:
+            self._lock.release()
+            time.sleep(0)
+            self._lock.acquire()
 
 
 class Runtime:
@@ -39,18 +71,14 @@ class Runtime:
     def __init__(self, settings: Settings, *, follow: bool = True) -> None:
         self.settings = settings
         self.service = Gridcase(settings)
-        self.read = ReadSide(settings, self.service)
+        self.read = ReadSide(settings, self.service, batch_size=FOLLOW_BATCH)
         self.engine = self.read.engine
         create_tables(self.engine)
+        self.gate = WriteGate(serialise=settings.sqlite_path is not None)
         self.tokens = TokenStore(self.engine)
-        self.idempotency = IdempotencyStore(self.engine)
+        self.idempotency = IdempotencyStore(self.engine, self.gate)
         self.catalogue = Catalogue(self.service.store.recorder)
         self.follow = follow
-        # SQLite has one writer at a time anyway; serialising here spares the threads lock waits and retries.
-        self._write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if settings.sqlite_path is not None else nullcontext()
-        )
-        self._catch_up_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._names = [projection.name for projection in self.read.runner.projections]
@@ -65,12 +93,26 @@ class Runtime:
         self._thread.start()
 
     def _follow(self) -> None:
+        """Catch up, wait a moment, again; the projections' writes queue with the commands' at the gate."""
+        runner = self.read.runner
+        recorder = self.service.store.recorder
+        reached = -1
         while not self._stop.is_set():
+            top = recorder.max_notification_id() or 0
+            if top == reached:  # nothing new: do not take the gate (nor renew leases) for nothing
+                self._stop.wait(FOLLOW_POLL)
+                continue
             try:
-                self.read.runner.follow(poll=0.05, stop=self._stop.is_set)
-            except Exception:
-                log.exception("projections stopped; retrying")
+                with self.gate:
+                    stats = runner.run_once(lease_timeout=0, progress=lambda _: self.gate.breathe())
+            except LeaseHeld:  # another process keeps the projections: queries read what it writes
                 self._stop.wait(1.0)
+                continue
+            except Exception:
+                log.exception("projections failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            reached = max(top, stats.position)  # a run goes on until it finds nothing new
 
     def close(self) -> None:
         """Stop the follower and release connections."""
@@ -88,13 +130,13 @@ class Runtime:
 
     def handle(self, command: AnyCommand) -> Result:
         """Carry out a command (one at a time on SQLite)."""
-        with self._write_lock:
+        with self.gate:
             return self.service.handle(command)
 
     def wait_fresh(self, timeout: float = FRESHNESS_TIMEOUT) -> bool:
         """Wait until the read models include every event stored before now; False if they did not in time."""
         if not self.follow:
-            with self._catch_up_lock:
+            with self.gate:
                 self.read.catch_up()
             return True
         target = self.service.store.recorder.max_notification_id() or 0

@@ -90,6 +90,7 @@ def test_a_concurrent_change_is_409_with_its_own_code(api: Api) -> None:
     number = file_complaint(api)
     post(api, "dispatcher", f"/api/v1/cases/{number}/accept", {"level": "community"})
     database = str(api.runtime.settings.sqlite_path)
+    assert api.runtime.wait_fresh()  # the projections are idle, so the request goes straight to the case
     other = sqlite3.connect(database, isolation_level=None, timeout=30)
     other.execute("BEGIN IMMEDIATE")  # the other writer holds the write lock
     answer: dict[str, Any] = {}
