@@ -34,7 +34,7 @@ FRESHNESS_TIMEOUT = 5.0
 #: Events per projection transaction while serving: small, so a batch never holds writers up for long.
 FOLLOW_BATCH = 2_000
 #: How often the follower looks for new events when it is caught up.
-FOLLOW_POLL = 0.1
+FOLLOW_POLL = 0.25
 
 
 class WriteGate:
