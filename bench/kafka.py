@@ -45,11 +45,13 @@ from adapters.service import Gridcase
 from adapters.settings import Settings
 
 _spec = importlib.util.spec_from_file_location("bench_projections", Path(__file__).with_name("projections.py"))
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 bench_projections = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_projections)
 
 PARTITIONS = 6
+FLUSH_EVERY = 5_000  # the relay flushes every batch of 5,000 positions
 
 
 def start_broker() -> tuple[subprocess.Popen[bytes], str]:
@@ -65,9 +67,10 @@ def start_broker() -> tuple[subprocess.Popen[bytes], str]:
     for _ in range(200):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return process, address
         except OSError:
             time.sleep(0.05)
+        else:
+            return process, address
     process.kill()
     raise SystemExit("the broker did not start")
 
@@ -97,8 +100,8 @@ def raw_produce(config: dict, sizes: list[tuple[int, int, int]]) -> float:
     started = time.perf_counter()
     for index, (key, value, headers) in enumerate(payloads):
         producer.send("bench.raw", key=key, value=value, headers=headers, partition=index % PARTITIONS)
-        if index % 5_000 == 4_999:
-            producer.flush()  # the relay flushes every batch of 5,000 too
+        if (index + 1) % FLUSH_EVERY == 0:
+            producer.flush()
     producer.flush()
     seconds = time.perf_counter() - started
     producer.close()
