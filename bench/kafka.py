@@ -94,9 +94,7 @@ def raw_produce(config: dict, sizes: list[tuple[int, int, int]]) -> float:
     producer = KafkaProducer(**config, enable_idempotence=True, acks="all", linger_ms=20, batch_size=512 * 1024,
                              max_request_size=8 * 1024 * 1024)  # fmt: skip
     rng = random.Random(1)
-    payloads = [
-        (rng.randbytes(k // 2).hex().encode(), b"x" * v, [("h", b"y" * max(0, h - 1))]) for k, v, h in sizes
-    ]
+    payloads = [(rng.randbytes(k // 2).hex().encode(), b"x" * v, [("h", b"y" * max(0, h - 1))]) for k, v, h in sizes]
     started = time.perf_counter()
     for index, (key, value, headers) in enumerate(payloads):
         producer.send("bench.raw", key=key, value=value, headers=headers, partition=index % PARTITIONS)
