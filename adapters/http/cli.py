@@ -45,7 +45,7 @@ def _engine(settings: Settings) -> Engine:
     from adapters.http.tables import create_tables  # noqa: PLC0415
     from projections.sql import make_engine  # noqa: PLC0415
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.read_url)
     create_tables(engine)
     return engine
 

@@ -78,7 +78,8 @@ class Runtime:
         self.tokens = TokenStore(self.engine)
         self.idempotency = IdempotencyStore(self.engine, self.gate)
         self.catalogue = Catalogue(self.service.store.recorder)
-        self.follow = follow
+        # With Kafka-fed projections, projector processes keep the read models; this process only reads them.
+        self.follow = follow and settings.projections_source == "store"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._names = [projection.name for projection in self.read.runner.projections]
@@ -135,6 +136,8 @@ class Runtime:
 
     def wait_fresh(self, timeout: float = FRESHNESS_TIMEOUT) -> bool:
         """Wait until the read models include every event stored before now; False if they did not in time."""
+        if self.settings.projections_source == "kafka":
+            return True  # the projectors' positions are Kafka offsets: read what they have written
         if not self.follow:
             with self.gate:
                 self.read.catch_up()
