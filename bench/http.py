@@ -74,8 +74,8 @@ def copy_of(source: Path, folder: Path, name: str) -> str:
     return f"sqlite:///{target}"
 
 
-def raw_rate(url: str, count: int) -> float:
-    """New complaints per second through the application layer alone."""
+def raw_rate(url: str, count: int) -> tuple[float, list[float]]:
+    """New complaints per second through the application layer alone, and each one's time."""
     service = Gridcase(Settings(database_url=url))
     grids = grid_points(service)
     operator = {"id": "hotline-01", "role": "intake_operator"}
@@ -85,12 +85,15 @@ def raw_rate(url: str, count: int) -> float:
                                   "location": {"lat": grids[i % len(grids)][1], "lon": grids[i % len(grids)][2]}})
         for i in range(count)
     ]  # fmt: skip
+    times = []
     started = time.perf_counter()
     for command in commands:
+        begin = time.perf_counter()
         service.handle(command)
+        times.append(time.perf_counter() - begin)
     seconds = time.perf_counter() - started
     service.close()
-    return count / seconds
+    return count / seconds, times
 
 
 def grid_points(service: Gridcase) -> list[tuple[str, float, float]]:
@@ -187,13 +190,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--raw", type=int, default=1000, help="commands for the raw rate")
+    parser.add_argument("--no-projections", action="store_true", help="serve without the projections following")
     args = parser.parse_args()
     configure_logging("console", "warning")
     source = reference()
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-http-"))
     try:
-        raw = raw_rate(copy_of(source, folder, "raw.db"), args.raw)
-        print(f"(a) raw application layer: {raw:,.0f} case.report commands/s (in-process, one at a time)")
+        raw, times = raw_rate(copy_of(source, folder, "raw.db"), args.raw)
+        print(f"(a) raw application layer: {raw:,.0f} case.report commands/s (in-process, one at a time), "
+              f"p50 {percentile(times, 0.5) * 1000:.1f} ms, p99 {percentile(times, 0.99) * 1000:.1f} ms")  # fmt: skip
 
         url = copy_of(source, folder, "http.db")
         engine = make_engine(url)
@@ -205,7 +210,8 @@ def main() -> None:
         service.close()
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")} | {"GRIDCASE_DATABASE_URL": url}
-        server = subprocess.Popen([str(GRIDCASE), "serve", "--port", str(port)], env=env,
+        extra = ["--no-projections"] if args.no_projections else []
+        server = subprocess.Popen([str(GRIDCASE), "serve", "--port", str(port), *extra], env=env,
                                   stdout=subprocess.DEVNULL)  # fmt: skip
         try:
             base = f"http://127.0.0.1:{port}"

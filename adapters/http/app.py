@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from adapters.settings import Settings
 
 #: Worker threads for request handlers.
-THREADS = 8
+THREADS = 4
 
 DESCRIPTION = """\
 gridcase's HTTP API (docs/http.md).

@@ -38,31 +38,42 @@ FOLLOW_POLL = 0.25
 
 
 class WriteGate:
-    """One writer at a time in this process, on SQLite.
+    """One writer at a time in this process, on SQLite, in the order they came.
 
-    SQLite has one writer at a time anyway; when threads queue on this lock instead
-    of on SQLite's busy handler (which sleeps in steps of up to 100 ms), a write
-    waits only as long as the one before it takes. On PostgreSQL it lets everyone in.
+    SQLite has one writer at a time anyway; when threads queue here instead of on
+    SQLite's busy handler (which sleeps in steps of up to 100 ms), a write waits
+    only as long as the writes before it take. First come, first served: a
+    request passes the gate three times (key, command, answer), and with a plain
+    lock the thread that just left could win it again and again while another
+    waits. On PostgreSQL it lets everyone in.
     """
 
     def __init__(self, serialise: bool) -> None:
-        self._lock = threading.Lock() if serialise else None
+        self._serialise = serialise
+        self._turns = threading.Condition()
+        self._issued = 0
+        self._serving = 0
 
     def __enter__(self) -> None:
-        if self._lock is not None:
-            self._lock.acquire()
+        if not self._serialise:
+            return
+        with self._turns:
+            ticket = self._issued
+            self._issued += 1
+            self._turns.wait_for(lambda: self._serving == ticket)
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:  # fmt: skip
-        if self._lock is not None:
-            self._lock.release()
+        if not self._serialise:
+            return
+        with self._turns:
+            self._serving += 1
+            self._turns.notify_all()
 
     def breathe(self) -> None:
-        """Let waiting writers in between two batches of a long piece of work."""
-        if self._lock is not None:
-            self._lock.release()
-            time.sleep(0)
-            self._lock.acquire()
+        """Let the writers that are waiting go first, in the middle of a long piece of work."""
+        self.__exit__(None, None, None)
+        self.__enter__()
 
 
 class Runtime:
