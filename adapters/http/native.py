@@ -14,14 +14,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, create_model
+from sqlalchemy import select
 
 from adapters.http.deps import Caller, MaybeCaller, runtime_of
 from adapters.http.errors import ApiError
 from adapters.http.execution import build, forbidden, idempotent, json_response, run
 from domain import commands as c
+from domain.base import Role
 from domain.errors import UnknownReference
 from projections.intake_queries import intake_figures, period_days, possible_duplicates
 from projections.performance_queries import performance
+from projections.sql import deadletters
 
 router = APIRouter(prefix="/api/v1")
 
@@ -239,3 +242,14 @@ def _check_period(period: str) -> None:
     except ValueError as error:
         raise ApiError(422, "bad_input", f"bad input: period: {error}",
                        [{"field": "period", "message": str(error)}]) from None  # fmt: skip
+
+
+@router.get("/deadletters", tags=["queries"])
+def dead_letters(request: Request, principal: Caller) -> Response:
+    """Events a projection could not apply, with the error (administrators)."""
+    if principal.role is not Role.ADMIN:
+        raise forbidden(f"role {principal.role.value} may not read dead letters")
+    runtime = runtime_of(request)
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
+        return json_response([dict(row) for row in rows])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from tests.support import CATEGORY, GRID
@@ -116,3 +117,28 @@ def test_open311_catalogue_json_and_xml(api: Api) -> None:
     assert [a["code"] for a in definition["attributes"]] == ["grid", "urgency"]
     assert missing.status_code == 404
     assert missing.json() == [{"code": 404, "description": "service_code 'no.such' is not in the catalogue"}]
+
+
+def test_the_read_model_queries_answer_over_http(api: Api) -> None:
+    number = file_complaint(api)
+    twin = file_complaint(api)  # the same matter, same place, minutes later
+    post(api, "dispatcher", f"/api/v1/cases/{number}/accept", {"level": "community"})
+    post(api, "dispatcher", f"/api/v1/cases/{number}/dispatch", {"handler": {"kind": "department", "id": "D-CG"}})
+    post(api, "department", f"/api/v1/cases/{number}/sign")
+    today = datetime.now(api.runtime.settings.tz).date().isoformat()
+    with api.client("dispatcher") as client:
+        queue = client.get("/api/v1/queue", params={"unit": "D-CG", "state": "in_progress"}).json()
+        department = client.get("/api/v1/performance",
+                                params={"kind": "department", "subject": "D-CG", "period": today}).json()  # fmt: skip
+        intake = client.get("/api/v1/intake", params={"by": "channel", "period": today}).json()
+        duplicates = client.get(f"/api/v1/cases/{number}/duplicates").json()
+        overdue = client.get("/api/v1/overdue").json()
+        bad_period = client.get("/api/v1/intake", params={"by": "channel", "period": "2021-13"})
+    assert number in [row["case_number"] for row in queue]
+    assert department[0]["handled"] >= 1
+    assert next(row for row in intake if row["channel"] == "app")["received"] >= 1
+    assert twin in [row["case_number"] for row in duplicates]
+    assert number not in [row["case_number"] for row in duplicates]
+    assert number not in [row["case_number"] for row in overdue]
+    assert bad_period.status_code == 422
+    assert bad_period.json()["error"]["fields"][0]["field"] == "period"

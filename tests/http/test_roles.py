@@ -109,3 +109,9 @@ def test_a_revoked_token_is_refused(api: Api) -> None:
         assert client.get("/api/v1/whoami").json()["actor"]["id"] == "op-9"
         assert api.runtime.tokens.revoke(issued.token_id)
         assert client.get("/api/v1/whoami").status_code == 401
+
+
+def test_only_admins_read_dead_letters(api: Api) -> None:
+    refused(api, "dispatcher", "/api/v1/deadletters", method="GET")
+    with api.client("admin") as admin:
+        assert admin.get("/api/v1/deadletters").json() == []
