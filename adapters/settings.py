@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     log_format: Literal["console", "json"] = Field(default="console", description="Log lines for people or machines")
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
     kafka_bootstrap_servers: str = Field(default="", description="Empty: no Kafka")
+    kafka_partitions: int = 6
+    kafka_client_id: str = "gridcase"
+    read_database_url: str = ""
+    projections_source: Literal["store", "kafka"] = "store"
 
     @field_validator("timezone")
     @classmethod
