@@ -74,7 +74,6 @@ def test_committed_event_schemas_are_up_to_date() -> None:
 def test_every_event_type_of_every_aggregate_has_a_valid_schema_named_by_its_cloudevents_type() -> None:
     types = event_types()
     assert {t.aggregate for t in types} == set(TOPICS)
-    assert len(types) == 32
     names = {t.filename() for t in types}
     assert "gridcase.case.CaseReported.v1.schema.json" in names
     assert "gridcase.registry.WorkerRegistered.v1.schema.json" in names
