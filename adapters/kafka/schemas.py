@@ -42,10 +42,10 @@ INDEX = "index.json"
 HEADERS = "cloudevents-headers.schema.json"
 DOMAIN_MODULES = (case, patrol, registry)
 
-#: Keywords that only annotate: changing them breaks no consumer.
-_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment", "deprecated", "$schema", "$id"})
 #: Keywords that constrain a value beyond its type: a change to any of them, either way, is breaking (a looser
 #: rule lets through messages that older copies reject; a stricter one rejects messages already published).
+#: The type itself (type, enum, const, items, anyOf) is compared as a whole; titles, descriptions and defaults
+#: only annotate and may change.
 _CONSTRAINTS = (
     "minLength", "maxLength", "pattern", "format", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
     "multipleOf", "minItems", "maxItems", "uniqueItems", "additionalProperties",
@@ -296,7 +296,7 @@ def _describe(node: Any, root: dict[str, Any]) -> str:
         return "never present"
     branches = node.get("anyOf", node.get("oneOf"))
     if branches is not None:
-        return " or ".join(sorted({_describe(branch, root) for branch in branches}))
+        return " or ".join(sorted(_describe(branch, root) for branch in branches))
     if "const" in node:
         return f"exactly {json.dumps(node['const'], ensure_ascii=False)}"
     if "enum" in node:
@@ -337,13 +337,23 @@ class _Comparison:
             if old.get(key) != new.get(key)
         ]
         for keyword in ("anyOf", "oneOf"):
-            # Same description, so the same branches: compare each with its namesake (objects may differ inside).
-            by_name = {_describe(branch, self.old_root): branch for branch in old.get(keyword, ())}
-            for branch in new.get(keyword, ()):
-                self.compare(by_name[_describe(branch, self.new_root)], branch, path)
+            # Same description, so the same kinds of branch: compare each with its namesake in turn (two objects
+            # describe alike and may differ inside).
+            olds = self._by_description(old.get(keyword, ()), self.old_root)
+            news = self._by_description(new.get(keyword, ()), self.new_root)
+            for name, branches in news.items():
+                for old_branch, new_branch in zip(olds.get(name, ()), branches, strict=False):
+                    self.compare(old_branch, new_branch, path)
         if "items" in old and "items" in new:
             self.compare(old["items"], new["items"], f"{path}[]")
         self._compare_properties(old, new, f"{path}." if path else "")
+
+    @staticmethod
+    def _by_description(branches: Iterable[Any], root: dict[str, Any]) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = {}
+        for branch in branches:
+            grouped.setdefault(_describe(branch, root), []).append(branch)
+        return grouped
 
     def _compare_properties(self, old: dict[str, Any], new: dict[str, Any], prefix: str) -> None:
         old_props, new_props = old.get("properties", {}), new.get("properties", {})

@@ -256,3 +256,17 @@ def test_the_published_originator_id_and_version_are_described_as_published() ->
             "actor": {"id": "d", "role": "dispatcher"}, "originator_version": 2}  # fmt: skip
     assert validator.is_valid({**base, "originator_id": "ab" * 16})
     assert not validator.is_valid({**base, "originator_id": "6c1f0d8e-3a8b-5d7e-9a51-2f0b7c4e9d10"})
+
+
+def test_a_union_that_gains_a_branch_or_changes_inside_one_is_caught() -> None:
+    def event(*branches: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "object", "properties": {"handler": {"anyOf": [*branches, {"type": "null"}]}}}
+
+    worker = {"type": "object", "properties": {"id": {"type": "string"}}}
+    department = {"type": "object", "properties": {"code": {"type": "string"}}}
+    retyped = {"type": "object", "properties": {"id": {"type": "integer"}}}
+    assert breaking_changes(event(worker), event(worker, department)) == [
+        "`handler` changed type: was null or object, now null or object or object"
+    ]
+    assert breaking_changes(event(worker), event(retyped)) == ["`handler.id` changed type: was string, now integer"]
+    assert breaking_changes(event(worker), event(worker)) == []
