@@ -195,6 +195,7 @@ def _prune_definitions(schema: dict[str, Any]) -> None:
 
 def headers_schema() -> dict[str, Any]:
     """The Kafka headers of every message on the general topics (CloudEvents binary mode), values as UTF-8."""
+    properties = _header_properties()
     return {
         "$schema": DRAFT,
         "$id": BASE_URI + HEADERS,
@@ -202,24 +203,47 @@ def headers_schema() -> dict[str, Any]:
         "description": (
             "The headers of every message on gridcase.case.events, gridcase.patrol.events and "
             "gridcase.registry.events, each decoded as UTF-8. ce_type names the event type and version; the "
-            "message value validates against the schema of that name (index.json). Further headers (such as the "
-            "store position the relay adds) are strings too."
+            "message value validates against the schema of that name (index.json). Further headers are strings."
         ),
         "type": "object",
-        "properties": {
-            "ce_specversion": {"const": "1.0", "description": "CloudEvents specification version."},
-            "ce_id": {"type": "string", "minLength": 1, "description": "Unique per event; the same on redelivery."},
-            "ce_source": {"type": "string", "minLength": 1, "description": "Where the event came from (a URI)."},
-            "ce_type": {
-                "type": "string",
-                "pattern": r"^gridcase\.(case|patrol|registry)\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$",
-                "description": "Event type and class version, e.g. gridcase.case.CaseReported.v1.",
-            },
-            "ce_time": {"type": "string", "format": "date-time", "description": "When the store recorded it."},
-            "ce_subject": {"type": "string", "description": "The case or patrol number, or the registry code."},
-        },
-        "required": ["ce_id", "ce_source", "ce_specversion", "ce_type"],
+        "properties": properties,
+        "required": sorted(properties),
         "additionalProperties": {"type": "string"},
+    }
+
+
+def _header_properties() -> dict[str, Any]:
+    """Every header the relay sets, all of them on every message."""
+    return {
+        "ce_specversion": {"const": "1.0", "description": "CloudEvents specification version."},
+        "ce_id": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}-[1-9][0-9]*$",
+            "description": "<aggregate id>-<aggregate version>: unique per event, the same if published again.",
+        },
+        "ce_source": {
+            "type": "string",
+            "minLength": 1,
+            "description": "urn:gridcase:<case prefix>, e.g. urn:gridcase:sn.",
+        },
+        "ce_type": {
+            "type": "string",
+            "pattern": r"^gridcase\.(case|patrol|registry)\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$",
+            "description": "Event type and class version, e.g. gridcase.case.CaseReported.v1.",
+        },
+        "ce_time": {"type": "string", "format": "date-time", "description": "When it happened: occurred_at."},
+        "ce_subject": {"type": "string", "minLength": 1, "description": "The case or patrol number, or the code."},
+        "content-type": {"const": "application/json", "description": "The value is JSON."},
+        "gridcase_position": {
+            "type": "string",
+            "pattern": "^[1-9][0-9]*$",
+            "description": "The event's position in the store's global order.",
+        },
+        "gridcase_recorded_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the store recorded it: the event's timestamp.",
+        },
     }
 
 
