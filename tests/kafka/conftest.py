@@ -78,6 +78,7 @@ class Engine:
         env["GRIDCASE_DATABASE_URL"] = self.database_url
         env["GRIDCASE_KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env["GRIDCASE_KAFKA_PARTITIONS"] = "4"
+        env["GRIDCASE_RELAY_LEASE_SECONDS"] = "2"
         env["GRIDCASE_READ_DATABASE_URL"] = self.read_database_url
         env.update(self.extra)
         return env

@@ -199,3 +199,20 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_o
     assert "not a gridcase event" in errors[0]
     assert any("gridcase.case.events" in headers(m)["gridcase_source"] for m in letters)
     assert read_models(kafka_fed.read_database_url) == read_models(sqlite_url)
+
+
+def test_a_second_relay_on_the_same_store_is_refused(sqlite_url: str, broker: str) -> None:
+    engine = Engine(sqlite_url, broker)
+    engine("load-reference")
+    first = engine.start("relay", "--follow")
+    try:
+        deadline = time.monotonic() + 60
+        while _published_count(broker)() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = engine("relay", check=False)
+        assert second.returncode == 4
+        assert "another relay is running" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+    assert engine.json("relay")["published"] == 0, "the lease is released on a clean stop; nothing was left"
