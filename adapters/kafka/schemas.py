@@ -26,9 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from eventsourcing.utils import get_topic
 
-from adapters.kafka.published import PERSONAL_DATA, ce_type, kafka_topic, split_topic
-from domain import case, patrol, registry
-from domain.base import Aggregate
+from adapters.kafka.published import PERSONAL_DATA, ce_type, event_classes, kafka_topic, split_topic
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -40,7 +38,6 @@ BASE_URI = "https://gridcase.example/schemas/events/"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 INDEX = "index.json"
 HEADERS = "cloudevents-headers.schema.json"
-DOMAIN_MODULES = (case, patrol, registry)
 
 #: Keywords that constrain a value beyond its type: a change to any of them, either way, is breaking (a looser
 #: rule lets through messages that older copies reject; a stricter one rejects messages already published).
@@ -101,19 +98,7 @@ class EventType:
 
 def event_types() -> list[EventType]:
     """Every event type the domain defines, in a stable order."""
-    found = []
-    for module in DOMAIN_MODULES:
-        for aggregate in vars(module).values():
-            if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)) or aggregate is Aggregate:
-                continue
-            if aggregate.__module__ != module.__name__:
-                continue
-            found += [
-                EventType.of(inner)
-                for name, inner in vars(aggregate).items()
-                if isinstance(inner, type) and issubclass(inner, Aggregate.Event) and name not in {"Event", "Created"}
-            ]
-    return sorted(found, key=lambda t: t.family)
+    return sorted((EventType.of(model) for _, model in event_classes().values()), key=lambda t: t.family)
 
 
 # -- generating ----------------------------------------------------------------------------------------------
