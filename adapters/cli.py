@@ -720,6 +720,7 @@ def relay(
     """Publish every stored event to Kafka (GRIDCASE_KAFKA_BOOTSTRAP_SERVERS), in store order, exactly once."""
     import signal  # noqa: PLC0415
 
+    from adapters.kafka.relay import RelayRunningError  # noqa: PLC0415
     from adapters.kafka.wiring import KafkaNotConfiguredError, make_relay  # noqa: PLC0415
 
     settings = _settings()
@@ -736,7 +737,10 @@ def relay(
         except KafkaNotConfiguredError as error:
             _fail(Exit.BAD_INPUT, f"bad setting: {error}")
         try:
-            publisher.start()
+            try:
+                publisher.start()
+            except RelayRunningError as error:
+                _fail(Exit.CONFLICT, f"conflict: {error}")
             if follow:
                 stats = publisher.follow(stop=lambda: bool(stopping), progress=progress)
             else:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = Field(default="", description="Kafka brokers, host:port,...; empty: no Kafka")
     kafka_partitions: int = Field(default=6, ge=1, le=1000, description="Partitions of a topic the relay creates")
     kafka_client_id: str = Field(default="gridcase", min_length=1, description="Client id the Kafka clients give")
+    relay_lease_seconds: float = Field(
+        default=15.0, ge=1, le=600, description="One relay per store: a killed relay's lease lapses after this long"
+    )
     read_database_url: str = Field(
         default="", description="Where the read models live; empty: the same database as the event store"
     )

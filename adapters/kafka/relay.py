@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,11 +31,13 @@ from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from adapters.kafka.published import TOPICS, ce_type, kafka_topic, published_form, split_topic
+from projections import lease
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from eventsourcing.persistence import Notification, StoredEvent
+    from sqlalchemy import Engine
 
 log = structlog.get_logger("gridcase.relay")
 
@@ -43,6 +47,11 @@ POSITION_HEADER = "gridcase_position"
 #: Fields of an aggregate's first event that name it (``ce_subject``): case and patrol numbers, registry codes.
 _SUBJECT_FIELDS = ("case_number", "patrol_number", "code", "version")
 _SUBJECTS_KEPT = 200_000
+LEASE = "relay"
+
+
+class RelayRunningError(RuntimeError):
+    """Another relay holds the store's relay lease."""
 
 
 @dataclass
@@ -141,6 +150,8 @@ class Relay:
         partitions: int = 6,
         batch_size: int = MAX_BATCH,
         source: str = "urn:gridcase:store",
+        lease_engine: Engine | None = None,
+        lease_seconds: float = 15.0,
     ) -> None:
         self.read = read
         self.first_event = first_event
@@ -154,11 +165,18 @@ class Relay:
         self._counts: dict[str, int] = {}
         self._done: dict[TopicPartition, int] = {}
         self._position = 0
+        #: The store's database, where the relay's lease lives (None: no lease, e.g. in a benchmark).
+        self.lease_engine = lease_engine
+        #: A killed relay's lease lapses after this long; a live one renews it every third of it.
+        self.lease_seconds = lease_seconds
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self._renewed = float("-inf")
 
     # -- start-up ---------------------------------------------------------------
 
     def start(self) -> int:
         """Create missing topics, recover how far the topics are, and return the position to continue after."""
+        self._take_lease()
         ensure_topics(self.config, self.partitions, self.topics)
         self._producer = KafkaProducer(
             **self.config,
@@ -178,11 +196,35 @@ class Relay:
         return self._position
 
     def close(self) -> None:
-        """Flush and close the producer."""
+        """Flush and close the producer, and let another relay start at once."""
         if self._producer is not None:
             self._producer.flush()
             self._producer.close()
             self._producer = None
+        if self.lease_engine is not None:
+            lease.release(self.lease_engine, self.owner)
+
+    def _take_lease(self) -> None:
+        """One relay per store: a second one would publish everything twice."""
+        if self.lease_engine is None:
+            return
+        lease.create_lease_table(self.lease_engine)
+        # A relay killed a moment ago still holds the lease until it lapses: wait that long, no longer.
+        deadline = time.monotonic() + self.lease_seconds + 1
+        while not lease.acquire(self.lease_engine, LEASE, self.owner, self.lease_seconds):
+            if time.monotonic() > deadline:
+                msg = f"another relay is running ({lease.holder(self.lease_engine, LEASE)}); one relay per store"
+                raise RelayRunningError(msg)
+            time.sleep(0.5)
+        self._renewed = time.monotonic()
+
+    def _renew_lease(self) -> None:
+        if self.lease_engine is None or time.monotonic() - self._renewed < self.lease_seconds / 3:
+            return
+        if not lease.acquire(self.lease_engine, LEASE, self.owner, self.lease_seconds):
+            msg = "lost the relay lease to another relay: stopping"
+            raise RelayRunningError(msg)
+        self._renewed = time.monotonic()
 
     # -- publishing -------------------------------------------------------------
 
@@ -215,6 +257,7 @@ class Relay:
         if producer is None:
             msg = "call start() first"
             raise RuntimeError(msg)
+        self._renew_lease()
         notifications = self.read(self._position, self.batch_size)
         if not notifications:
             return False

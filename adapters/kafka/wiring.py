@@ -46,6 +46,8 @@ def make_relay(settings: Settings, service: Gridcase, *, batch_size: int = 5_000
         partitions=settings.kafka_partitions,
         batch_size=batch_size,
         source=f"urn:gridcase:{settings.case_prefix.lower()}",
+        lease_engine=make_engine(settings.database_url),
+        lease_seconds=settings.relay_lease_seconds,
     )
 
 
