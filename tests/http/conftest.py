@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -79,7 +80,13 @@ def seed(url: str) -> None:
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """uvicorn serving the API on 127.0.0.1 on a free port, projections following in the same process."""
     path: Path = tmp_path_factory.mktemp("http") / "gridcase.db"
-    url = f"sqlite:///{path}"
+    with serving(f"sqlite:///{path}") as running:
+        yield running
+
+
+@contextmanager
+def serving(url: str) -> Iterator[Api]:
+    """Seed the small district into a database and serve the API over it on a free loopback port."""
     seed(url)
     settings = make_settings(url)
     runtime = Runtime(settings)
