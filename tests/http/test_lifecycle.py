@@ -142,3 +142,21 @@ def test_the_read_model_queries_answer_over_http(api: Api) -> None:
     assert number not in [row["case_number"] for row in overdue]
     assert bad_period.status_code == 422
     assert bad_period.json()["error"]["fields"][0]["field"] == "period"
+
+
+def test_open311_pages_and_filters(api: Api) -> None:
+    numbers = [file_complaint(api) for _ in range(3)]
+    with api.client() as public:
+        first = public.get("/open311/v2/requests.json", params={"page_size": 2}).json()
+        second = public.get("/open311/v2/requests.json", params={"page_size": 2, "page": 2}).json()
+        chosen = public.get("/open311/v2/requests.json",
+                            params={"service_request_id": ",".join(numbers[:2]), "status": "open"}).json()  # fmt: skip
+        later = public.get("/open311/v2/requests.json", params={"start_date": "2999-01-01T00:00:00+08:00"}).json()
+        updates = public.get("/open311/v2/servicerequestupdates.json",
+                             params={"service_request_id": numbers[0], "page_size": 1, "page": 2}).json()  # fmt: skip
+    assert [r["service_request_id"] for r in first] == [numbers[2], numbers[1]]  # newest first
+    assert len(second) == 2
+    assert not {r["service_request_id"] for r in first} & {r["service_request_id"] for r in second}
+    assert sorted(r["service_request_id"] for r in chosen) == sorted(numbers[:2])
+    assert later == []
+    assert updates == []  # one update (the report) so far: page 2 of size 1 is empty
