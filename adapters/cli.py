@@ -1,7 +1,8 @@
 """The ``gridcase`` command line: every command of the case, the patrol and the registry.
 
 Exit codes: 0 ok, 2 bad input, 3 refused by the domain, 4 conflict (a concurrent
-change). Each failure prints one line on stderr naming what was wrong.
+change), 5 a server (Kafka) did not take the work: run it again. Each failure
+prints one line on stderr naming what was wrong.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Exit(IntEnum):
     BAD_INPUT = 2
     REFUSED = 3
     CONFLICT = 4
+    UNAVAILABLE = 5
 
 
 app = typer.Typer(
@@ -681,6 +683,8 @@ def project(
 
 def _project_from_kafka(settings: Settings, member: tuple[int, int], batch_size: int, follow: bool,
                         stopping: list[bool], progress: Any, as_json: bool) -> None:  # fmt: skip
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
     from adapters.kafka.wiring import KafkaNotConfiguredError, make_kafka_projector  # noqa: PLC0415
 
     try:
@@ -695,6 +699,8 @@ def _project_from_kafka(settings: Settings, member: tuple[int, int], batch_size:
             stats = projector.run_once(progress=progress)
     except KeyboardInterrupt:
         return
+    except KafkaError as error:
+        _fail(Exit.UNAVAILABLE, f"unavailable: Kafka: {error}")
     finally:
         projector.close()
     summary = {"messages": stats.messages, "applied": stats.applied, "deadlettered": stats.deadlettered,
@@ -720,7 +726,9 @@ def relay(
     """Publish every stored event to Kafka (GRIDCASE_KAFKA_BOOTSTRAP_SERVERS), in store order, exactly once."""
     import signal  # noqa: PLC0415
 
-    from adapters.kafka.relay import RelayRunningError  # noqa: PLC0415
+    from kafka.errors import KafkaError  # noqa: PLC0415
+
+    from adapters.kafka.relay import RelayFailedError, RelayRunningError  # noqa: PLC0415
     from adapters.kafka.wiring import KafkaNotConfiguredError, make_relay  # noqa: PLC0415
 
     settings = _settings()
@@ -747,6 +755,8 @@ def relay(
                 stats = publisher.run_once(progress=progress)
         except KeyboardInterrupt:
             return
+        except (RelayFailedError, KafkaError) as error:
+            _fail(Exit.UNAVAILABLE, f"unavailable: {error}")
         finally:
             publisher.close()
     summary = {"published": stats.published, "skipped": stats.skipped, "position": stats.position,

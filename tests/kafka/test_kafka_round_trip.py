@@ -6,6 +6,7 @@ import json
 import random
 import signal
 import sqlite3
+import subprocess
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
@@ -15,11 +16,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.kafka.published import DEADLETTER_TOPIC
 from tests.conftest import _fresh_database
-from tests.kafka.conftest import Engine, headers, read_models, simulate, topic_messages
+from tests.kafka.conftest import GRIDCASE, Engine, headers, read_models, simulate, topic_messages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
+    from typing import Any
 
 pytestmark = pytest.mark.slow
 TOPICS = ("gridcase.case.events", "gridcase.patrol.events", "gridcase.registry.events")
@@ -183,7 +185,7 @@ def test_projector_killed_at_random_points_equals_a_clean_build(
 def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_on(
     simulated: tuple[str, int], broker: str, tmp_path: Path
 ) -> None:
-    sqlite_url, _ = simulated
+    sqlite_url, last = simulated
     engine = Engine(sqlite_url, broker)
     engine("relay")
     producer = KafkaProducer(bootstrap_servers=broker)
@@ -202,6 +204,12 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_o
     assert any("gridcase.case.events" in headers(m)["gridcase_source"] for m in letters)
     assert read_models(kafka_fed.read_database_url) == read_models(sqlite_url)
 
+    # The strays now end two partitions, one with a position far beyond the store's: the relay sees past them.
+    engine("case", "report", "--channel", "hotline", "--category", "facility.manhole", "--grid", "SN08-C01-G004",
+           "--description", "井盖缺失", "--actor", "hotline-01", "--role", "intake_operator")  # fmt: skip
+    assert engine.json("relay")["published"] == 1
+    _assert_exactly_once_in_order([m for m in _all_published(broker) if m.key != b"k"], last + 1)
+
 
 def test_a_second_relay_on_the_same_store_is_refused(sqlite_url: str, broker: str) -> None:
     engine = Engine(sqlite_url, broker)
@@ -218,3 +226,39 @@ def test_a_second_relay_on_the_same_store_is_refused(sqlite_url: str, broker: st
         first.send_signal(signal.SIGTERM)
         first.wait(timeout=30)
     assert engine.json("relay")["published"] == 0, "the lease is released on a clean stop; nothing was left"
+
+
+def test_a_relay_that_loses_kafka_stops_with_exit_5_and_claims_nothing(
+    simulated: tuple[str, int], broker_process: Callable[[], tuple[str, Any]]
+) -> None:
+    address, process = broker_process()
+    engine = Engine(simulated[0], address)
+    relay = subprocess.Popen([str(GRIDCASE), "relay", "--follow", "--batch-size", "200"], env=engine.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    progress = _published_count(address)
+    deadline = time.monotonic() + 60
+    while progress() == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    _, stderr = relay.communicate(timeout=120)
+    assert relay.returncode == 5, stderr[-2000:]
+    assert "unavailable" in stderr
+
+
+@pytest.mark.parametrize("members", [("0/1", "0/1"), ("0/2", "1/2")])
+def test_projectors_running_at_the_same_time_apply_each_event_once(
+    database_url: str, broker: str, tmp_path: Path, request: pytest.FixtureRequest, members: tuple[str, str]
+) -> None:
+    if database_url.startswith("sqlite"):
+        store, _ = request.getfixturevalue("simulated")
+    else:
+        store = database_url
+        simulate(Engine(store))
+    engine = Engine(store, broker)
+    engine("relay")
+    kafka_fed = engine.with_reads(_read_url(database_url, tmp_path, "read.db", request))
+    running = [kafka_fed.start("project", "--from", "kafka", "--member", m, "--batch-size", "500") for m in members]
+    assert [p.wait(timeout=300) for p in running] == [0, 0]
+    kafka_fed("project", "--from", "kafka", "--member", members[0])
+    kafka_fed("project", "--from", "kafka", "--member", members[1])
+    assert read_models(kafka_fed.read_database_url) == read_models(store)
