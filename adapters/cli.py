@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.logging import configure_logging
+from adapters.replay_cli import register as register_replay
 from adapters.service import BadInput, ConcurrentChange, Gridcase, Result
 from adapters.settings import Settings
 from domain.case import case_id
@@ -58,6 +59,7 @@ registry_app = typer.Typer(
 app.add_typer(case_app, name="case")
 app.add_typer(patrol_app, name="patrol")
 app.add_typer(registry_app, name="registry")
+register_replay(app)  # replay rebuild|build|verify, review, audit (adapters/replay_cli.py)
 
 # -- shared options ---------------------------------------------------------------
 

@@ -43,10 +43,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def link_hash(previous: str, position: int, originator_id: str, version: int, topic: str, state: bytes) -> str:
+def link_hash(previous: str, position: int, originator_id: str, version: int, topic: str, state: bytes | str) -> str:
     """The chain hash of one stored event (hex SHA-256)."""
     digest = hashlib.sha256(f"{previous}\n{position}\n{originator_id}\n{version}\n{topic}\n".encode())
-    digest.update(state)
+    # Bytes as stored; a row edited by hand may come back as text.
+    digest.update(state.encode() if isinstance(state, str) else state)
     return digest.hexdigest()
 
 
