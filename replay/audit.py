@@ -214,6 +214,8 @@ def verify_chain(  # noqa: C901 - one walk, every kind of broken link
                 check.broken.append(Broken(position, "unknown", None, "no event and no link at this position"))
             return
         broken(position, link.originator_id, link.originator_version, "the event was removed (its link remains)")
+        # The removed event's link stands in for it, so the events after it are judged on their own.
+        heads[link.originator_id] = (link.originator_version, link.chain_hash)
 
     after = 0
     while batch := read(after, batch_size):

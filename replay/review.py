@@ -19,6 +19,7 @@ import io
 import json
 import tomllib
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from projections.performance import Performance
@@ -219,7 +220,7 @@ def run_review(
 
 
 def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _value(figure: Any) -> float | None:
