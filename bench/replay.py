@@ -79,7 +79,8 @@ def multiplied(source: Path, copies: int) -> Path:
         return path
     partial = fresh_copy(source, f"replay-{copies}x.partial")
     print(f"building a store of {copies} copies of the history …", file=sys.stderr)
-    with sqlite3.connect(partial) as connection:
+    connection = sqlite3.connect(partial)
+    try:
         rows = connection.execute(
             "SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"
         ).fetchall()
@@ -95,6 +96,9 @@ def multiplied(source: Path, copies: int) -> Path:
             ]
             connection.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", renamed)
         connection.commit()
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        connection.close()  # the WAL is folded into the file before it is renamed
     partial.rename(path)
     return path
 
