@@ -11,7 +11,7 @@ import re
 import sys
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -615,27 +615,48 @@ def _check_period(period: str) -> None:
         _fail(Exit.BAD_INPUT, f"bad input: period: {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
 
 
+class Source(StrEnum):
+    """Where projections read events from."""
+
+    STORE = "store"
+    KAFKA = "kafka"
+
+
+def _member(text: str) -> tuple[int, int]:
+    """``i/n``: this process is member i (from 0) of n sharing the partitions."""
+    found = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not found or not 0 <= int(found[1]) < int(found[2]):
+        _fail(Exit.BAD_INPUT, f"bad input: member: {text!r} is not i/n with 0 <= i < n (e.g. 0/2)")
+    return int(found[1]), int(found[2])
+
+
 @app.command("project")
 def project(
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the store")] = False,
+    source: Annotated[Source, typer.Option("--from", help="store, or kafka (the relay's topics)")] = Source.STORE,
+    member: Annotated[str, typer.Option(help="With --from kafka: this process is member i of n, as i/n")] = "0/1",
     batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction")] = 25_000,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the projections (case status, performance, intake): catch up once, or follow."""
     import signal  # noqa: PLC0415
 
-    from adapters.read_side import ReadSide  # noqa: PLC0415
-
     settings = _settings()
     stopping: list[bool] = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+
+    def progress(stats: Any) -> None:
+        if not as_json:
+            done = getattr(stats, "events", None) or getattr(stats, "messages", 0)
+            err.print(f"projected to position {stats.position}: {done} events", highlight=False)
+
+    if source is Source.KAFKA:
+        _project_from_kafka(settings, _member(member), min(batch_size, 10_000), follow, stopping, progress, as_json)
+        return
+    from adapters.read_side import ReadSide  # noqa: PLC0415
+
     with _service(settings) as service:
         read = ReadSide(settings, service, batch_size=batch_size)
-
-        def progress(stats: Any) -> None:
-            if not as_json:
-                err.print(f"projected to position {stats.position}: {stats.events} events", highlight=False)
-
         try:
             if follow:
                 stats = read.runner.follow(stop=lambda: bool(stopping), progress=progress)
@@ -655,6 +676,89 @@ def project(
     else:
         rate = f"{stats.events / stats.seconds:,.0f} events/s" if stats.seconds else "nothing new"
         out.print(f"projections at position {stats.position}: {stats.events} events applied ({rate})", highlight=False)
+
+
+def _project_from_kafka(settings: Settings, member: tuple[int, int], batch_size: int, follow: bool,
+                        stopping: list[bool], progress: Any, as_json: bool) -> None:  # fmt: skip
+    from adapters.kafka.wiring import KafkaNotConfiguredError, make_kafka_projector  # noqa: PLC0415
+
+    try:
+        projector = make_kafka_projector(settings, member=member, batch_size=batch_size)
+    except KafkaNotConfiguredError as error:
+        _fail(Exit.BAD_INPUT, f"bad setting: {error}")
+    try:
+        projector.start()
+        if follow:
+            stats = projector.follow(stop=lambda: bool(stopping), progress=progress)
+        else:
+            stats = projector.run_once(progress=progress)
+    except KeyboardInterrupt:
+        return
+    finally:
+        projector.close()
+    summary = {"messages": stats.messages, "applied": stats.applied, "deadlettered": stats.deadlettered,
+               "batches": stats.batches, "position": stats.position, "seconds": round(stats.seconds, 2),
+               "per_projection": stats.per_projection, "member": f"{member[0]}/{member[1]}"}  # fmt: skip
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        rate = f"{stats.messages / stats.seconds:,.0f} messages/s" if stats.seconds else "nothing new"
+        out.print(
+            f"Kafka-fed projections (member {member[0]}/{member[1]}) at position {stats.position}: "
+            f"{stats.messages} messages, {stats.deadlettered} dead-lettered ({rate})",
+            highlight=False,
+        )
+
+
+@app.command("relay")
+def relay(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep publishing as events are stored")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, max=5_000, help="Events per flushed batch")] = 5_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish every stored event to Kafka (GRIDCASE_KAFKA_BOOTSTRAP_SERVERS), in store order, exactly once."""
+    import signal  # noqa: PLC0415
+
+    from adapters.kafka.relay import RelayRunningError  # noqa: PLC0415
+    from adapters.kafka.wiring import KafkaNotConfiguredError, make_relay  # noqa: PLC0415
+
+    settings = _settings()
+    stopping: list[bool] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+
+    def progress(stats: Any) -> None:
+        if not as_json:
+            err.print(f"relayed to position {stats.position}: {stats.published} published", highlight=False)
+
+    with _service(settings) as service:
+        try:
+            publisher = make_relay(settings, service, batch_size=batch_size)
+        except KafkaNotConfiguredError as error:
+            _fail(Exit.BAD_INPUT, f"bad setting: {error}")
+        try:
+            try:
+                publisher.start()
+            except RelayRunningError as error:
+                _fail(Exit.CONFLICT, f"conflict: {error}")
+            if follow:
+                stats = publisher.follow(stop=lambda: bool(stopping), progress=progress)
+            else:
+                stats = publisher.run_once(progress=progress)
+        except KeyboardInterrupt:
+            return
+        finally:
+            publisher.close()
+    summary = {"published": stats.published, "skipped": stats.skipped, "position": stats.position,
+               "seconds": round(stats.seconds, 2), "per_topic": stats.per_topic}  # fmt: skip
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        rate = f"{stats.published / stats.seconds:,.0f} events/s" if stats.seconds else "nothing new"
+        out.print(
+            f"relay at position {stats.position}: {stats.published} published, "
+            f"{stats.skipped} already on Kafka ({rate})",
+            highlight=False,
+        )
 
 
 @case_app.command("show")

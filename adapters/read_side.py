@@ -27,7 +27,7 @@ class ReadSide:
     def __init__(self, settings: Settings, service: Gridcase, *, batch_size: int = 25_000) -> None:
         self.settings = settings
         self.service = service
-        self.engine: Engine = make_engine(settings.database_url)
+        self.engine: Engine = make_engine(settings.read_url)
         recorder = service.store.recorder
         self.runner = Runner(
             self.engine,
@@ -38,7 +38,12 @@ class ReadSide:
         self.runner.create_tables()
 
     def catch_up(self) -> None:
-        """Bring the read models up to date before a query, unless another runner is keeping them."""
+        """Bring the read models up to date before a query, unless another runner is keeping them.
+
+        With ``GRIDCASE_PROJECTIONS_SOURCE=kafka`` the Kafka-fed projectors keep them: nothing to do here.
+        """
+        if self.settings.projections_source == "kafka":
+            return
         try:
             self.runner.run_once(lease_timeout=0)
         except LeaseHeld:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,7 +24,19 @@ class Settings(BaseSettings):
     patrol_prefix: str = Field(default="PT", pattern=r"^[A-Z]{2,6}$", description="Prefix of patrol numbers")
     log_format: Literal["console", "json"] = Field(default="console", description="Log lines for people or machines")
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
-    kafka_bootstrap_servers: str = Field(default="", description="Empty: no Kafka")
+    kafka_bootstrap_servers: str = Field(default="", description="Kafka brokers, host:port,...; empty: no Kafka")
+    kafka_partitions: int = Field(default=6, ge=1, le=1000, description="Partitions of a topic the relay creates")
+    kafka_client_id: str = Field(default="gridcase", min_length=1, description="Client id the Kafka clients give")
+    relay_lease_seconds: float = Field(
+        default=15.0, ge=1, le=600, description="One relay per store: a killed relay's lease lapses after this long"
+    )
+    read_database_url: str = Field(
+        default="", description="Where the read models live; empty: the same database as the event store"
+    )
+    projections_source: Literal["store", "kafka"] = Field(
+        default="store",
+        description="store: queries catch the read models up from the store; kafka: Kafka-fed projectors keep them",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -32,13 +44,26 @@ class Settings(BaseSettings):
         ZoneInfo(value)  # raises a clear error on an unknown zone
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "read_database_url")
     @classmethod
-    def _known_scheme(cls, value: str) -> str:
+    def _known_scheme(cls, value: str, info: ValidationInfo) -> str:
+        if value == "" and info.field_name == "read_database_url":
+            return value
         if not value.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")):
-            msg = f"GRIDCASE_DATABASE_URL must start with sqlite:// or postgresql://, got {value!r}"
+            name = f"GRIDCASE_{(info.field_name or '').upper()}"
+            msg = f"{name} must start with sqlite:// or postgresql://, got {value!r}"
             raise ValueError(msg)
         return value
+
+    @property
+    def read_url(self) -> str:
+        """The read models' database."""
+        return self.read_database_url or self.database_url
+
+    @property
+    def kafka_enabled(self) -> bool:
+        """Whether a Kafka cluster is configured."""
+        return bool(self.kafka_bootstrap_servers.strip())
 
     @property
     def tz(self) -> ZoneInfo:

@@ -54,17 +54,22 @@ def _topic(topic: str) -> tuple[type, str, str]:
 
 def decode(notification: Notification) -> ProjectedEvent:
     """Decode and upcast a stored event (no model validation: the store only holds valid events)."""
-    cls, aggregate, name = _topic(notification.topic)
-    data: dict[str, Any] = json.loads(notification.state)
+    return projected(
+        notification.id,
+        notification.topic,
+        str(notification.originator_id),
+        notification.originator_version,
+        json.loads(notification.state),
+    )
+
+
+def projected(position: int, topic: str, originator_id: str, version: int, data: dict[str, Any]) -> ProjectedEvent:
+    """An event's stored JSON object (``data``, upcast in place) as projections see it."""
+    cls, aggregate, name = _topic(topic)
     if "class_version" in data or getattr(cls, "class_version", 1) > 1:
         upcast_state(cls, data)
     return ProjectedEvent(
-        position=notification.id,
-        type=name,
-        aggregate=aggregate,
-        originator_id=str(notification.originator_id),
-        version=notification.originator_version,
-        data=data,
+        position=position, type=name, aggregate=aggregate, originator_id=originator_id, version=version, data=data
     )
 
 

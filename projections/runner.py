@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError
 
+from projections import lease
 from projections.events import decode
-from projections.sql import bookkeeping, deadletters, leases, positions, upsert, upsert_values
+from projections.sql import bookkeeping, deadletters, positions, upsert, upsert_values
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -104,26 +105,7 @@ class Runner:
     # -- leases -----------------------------------------------------------------
 
     def _acquire(self, name: str) -> bool:
-        now = time.time()
-        with self.engine.begin() as connection:
-            taken = connection.execute(
-                update(leases)
-                .where(leases.c.name == name)
-                .where((leases.c.owner == self.owner) | (leases.c.expires_at < now))
-                .values(owner=self.owner, expires_at=now + self.lease_seconds)
-            ).rowcount
-            if taken:
-                return True
-            if connection.execute(select(leases.c.name).where(leases.c.name == name)).first() is not None:
-                return False
-        try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    leases.insert().values(name=name, owner=self.owner, expires_at=now + self.lease_seconds)
-                )
-        except IntegrityError:
-            return False
-        return True
+        return lease.acquire(self.engine, name, self.owner, self.lease_seconds)
 
     def _renew_leases(self) -> None:
         """Renew the leases once a third of their time has gone (not every batch: each renewal is a commit)."""
@@ -138,8 +120,7 @@ class Runner:
 
     def release(self) -> None:
         """Give up this runner's leases so another may start at once."""
-        with self.engine.begin() as connection:
-            connection.execute(delete(leases).where(leases.c.owner == self.owner))
+        lease.release(self.engine, self.owner)
 
     def wait_for_leases(self, timeout: float | None = None, poll: float = 1.0) -> None:
         """Block until this runner holds every projection's lease (another runner may hold them now)."""

@@ -179,8 +179,8 @@ class RowCache:
         self.dirty.add(key)
 
     def flush(self, connection: Connection) -> None:
-        """Write every changed row and forget the batch."""
-        upsert(connection, self.table, [row for key in self.dirty if (row := self.rows[key]) is not None])
+        """Write every changed row and forget the batch (in key order: concurrent writers lock rows alike)."""
+        upsert(connection, self.table, [row for key in sorted(self.dirty) if (row := self.rows[key]) is not None])
         self.clear()
 
     def clear(self) -> None:
@@ -206,7 +206,8 @@ class Counters:
     def flush(self, connection: Connection) -> None:
         """Add every pending amount to the table and forget them."""
         # Counter tables are the key columns then the value, all plain types: straight to the driver.
-        values = [(*key, amount) for key, amount in self.pending.items() if amount]
+        # In key order, so that processes adding to the same rows lock them in the same order (no deadlock).
+        values = [(*key, amount) for key, amount in sorted(self.pending.items()) if amount]
         upsert_values(connection, self.table, values, add=[self.value])
         self.clear()
 

@@ -12,6 +12,7 @@ Everything else (``occurred_at``, the recording ``timestamp``, the actor, ``clas
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 #: Where each aggregate's events go.
@@ -54,3 +55,37 @@ def published_form(name: str, state: dict[str, Any], originator_id: str, origina
     value["originator_id"] = originator_id
     value["originator_version"] = originator_version
     return value
+
+
+#: Fields the published form adds; a Kafka-fed projection takes them off again to see the stored form.
+ADDED_FIELDS = ("originator_id", "originator_version", "has_reporter_contact")
+
+
+@lru_cache(maxsize=1)
+def event_classes() -> dict[str, tuple[str, type]]:
+    """Every event type by name: its aggregate and class (names are unique across aggregates)."""
+    from domain.case import Case  # noqa: PLC0415 - the catalogue is built once, on first use
+    from domain.patrol import Patrol  # noqa: PLC0415
+    from domain.registry import Category, HolidayCalendar, OrgUnit, SlaPolicy, Worker  # noqa: PLC0415
+
+    found: dict[str, tuple[str, type]] = {}
+    for aggregate in (Case, Patrol, OrgUnit, Worker, Category, SlaPolicy, HolidayCalendar):
+        for name, member in vars(aggregate).items():
+            if isinstance(member, type) and issubclass(member, aggregate.Event) and name not in {"Event", "Created"}:
+                if name in found:
+                    msg = f"event type {name} is defined by {found[name][0]} and {aggregate.__name__}"
+                    raise TypeError(msg)
+                found[name] = (aggregate.__name__, member)
+    return found
+
+
+def parse_ce_type(value: str) -> tuple[str, int]:
+    """The event name and version of a CloudEvents type ``gridcase.<family>.<Event>.v<N>``; ValueError if not ours."""
+    parts = value.split(".")
+    if len(parts) != 4 or parts[0] != "gridcase" or not parts[3].startswith("v") or not parts[3][1:].isdigit():  # noqa: PLR2004
+        msg = f"ce_type {value!r} is not gridcase.<family>.<Event>.v<N>"
+        raise ValueError(msg)
+    if parts[2] not in event_classes():
+        msg = f"ce_type {value!r}: unknown event type {parts[2]!r}"
+        raise ValueError(msg)
+    return parts[2], int(parts[3][1:])

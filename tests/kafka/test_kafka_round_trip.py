@@ -1,0 +1,218 @@
+"""Store → relay → Kafka → projector, against a real broker: the Kafka-fed read models equal the store-fed ones."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import sqlite3
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from adapters.kafka.published import DEADLETTER_TOPIC
+from tests.conftest import _fresh_database
+from tests.kafka.conftest import Engine, headers, read_models, topic_messages
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+pytestmark = pytest.mark.slow
+TOPICS = ("gridcase.case.events", "gridcase.patrol.events", "gridcase.registry.events")
+
+
+def _read_url(database_url: str, tmp_path: Path, name: str, request: pytest.FixtureRequest) -> str:
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / name}"
+    return _fresh_database(request.getfixturevalue("pg_server_url"))
+
+
+def _simulated(engine: Engine, days: int = 2, grids: int = 20) -> int:
+    """Load the reference district and simulate; the number of stored events."""
+    engine("simulate", "--days", str(days), "--grids", str(grids), "--seed", "7", "--once", "--json")
+    return int(engine.json("project")["position"])  # the store-fed build, in the store's own database
+
+
+def _all_published(bootstrap: str) -> list:
+    return [m for topic in TOPICS for m in topic_messages(bootstrap, topic)]
+
+
+def _assert_exactly_once_in_order(messages: list, last: int) -> None:
+    positions = [int(headers(m)["gridcase_position"]) for m in messages]
+    assert sorted(positions) == list(range(1, last + 1)), "every stored event once, none twice"
+    versions: dict[bytes, list[int]] = defaultdict(list)
+    for message in messages:  # partition by partition, in offset order
+        versions[message.key].append(json.loads(message.value)["originator_version"])
+    for key, seen in versions.items():
+        assert seen == list(range(1, len(seen) + 1)), f"aggregate {key!r} out of order: {seen[:20]}"
+
+
+def test_round_trip_equals_store_fed(database_url: str, broker: str, tmp_path: Path,
+                                     request: pytest.FixtureRequest) -> None:  # fmt: skip
+    engine = Engine(database_url, broker)
+    last = _simulated(engine)
+
+    relayed = engine.json("relay")
+    assert relayed["published"] == last
+    assert relayed["position"] == last
+    again = engine.json("relay")
+    assert again["published"] == 0, "a second run publishes nothing twice"
+
+    kafka_fed = engine.with_reads(_read_url(database_url, tmp_path, "read.db", request))
+    summary = kafka_fed.json("project", "--from", "kafka")
+    assert summary["messages"] == last
+    assert summary["deadlettered"] == 0
+    assert read_models(kafka_fed.read_database_url) == read_models(database_url)
+    _assert_exactly_once_in_order(_all_published(broker), last)
+
+
+def test_members_share_the_partitions(sqlite_url: str, broker: str, tmp_path: Path) -> None:
+    engine = Engine(sqlite_url, broker)
+    last = _simulated(engine)
+    engine("relay")
+    shared = engine.with_reads(f"sqlite:///{tmp_path / 'shared.db'}")
+    first = shared.json("project", "--from", "kafka", "--member", "0/2")
+    second = shared.json("project", "--from", "kafka", "--member", "1/2")
+    registry = len(topic_messages(broker, "gridcase.registry.events"))
+    assert first["messages"] + second["messages"] == last + registry, "each reads its partitions and the registry"
+    assert read_models(shared.read_database_url) == read_models(sqlite_url)
+    assert shared.json("project", "--from", "kafka", "--member", "1/2")["messages"] == 0
+
+
+def test_published_messages_carry_cloudevents_headers_and_no_personal_data(sqlite_url: str, broker: str) -> None:
+    engine = Engine(sqlite_url, broker)
+    engine("load-reference")
+    engine("case", "report", "--channel", "hotline", "--category", "facility.manhole", "--grid", "SN08-C01-G004",
+           "--description", "井盖缺失", "--reporter-name", "张三", "--reporter-phone", "13912345678",
+           "--actor", "hotline-01", "--role", "intake_operator")  # fmt: skip
+    engine("relay")
+    [message] = topic_messages(broker, "gridcase.case.events")
+    meta = headers(message)
+    assert meta["ce_specversion"] == "1.0"
+    assert meta["ce_type"] == "gridcase.case.CaseReported.v1"
+    assert meta["ce_subject"].startswith("SN-")
+    assert meta["content-type"] == "application/json"
+    assert meta["ce_time"].endswith("Z")
+    value = json.loads(message.value)
+    assert message.key.decode() == value["originator_id"]
+    assert value["has_reporter_contact"] is True
+    assert "reporter" not in value
+    assert "13912345678" not in message.value.decode()
+    assert "张三" not in message.value.decode()
+
+
+def test_no_kafka_configured_is_a_clear_error(sqlite_url: str) -> None:
+    result = Engine(sqlite_url)("relay", check=False)
+    assert result.returncode == 2
+    assert "GRIDCASE_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+    result = Engine(sqlite_url)("project", "--from", "kafka", check=False)
+    assert result.returncode == 2
+    assert "GRIDCASE_KAFKA_BOOTSTRAP_SERVERS" in result.stderr
+
+
+def _kill_at_random(
+    engine: Engine, args: tuple[str, ...], progress: Callable[[], int], rng: random.Random, times: int
+) -> None:
+    """Start the process and SIGKILL it at a random moment once it has made progress, several times."""
+    for _ in range(times):
+        before = progress()
+        process = engine.start(*args)
+        deadline = time.monotonic() + 60
+        while progress() == before and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.4))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+
+def _published_count(bootstrap: str) -> Callable[[], int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    partitions: list[TopicPartition] = []
+
+    def count() -> int:
+        if not partitions:
+            consumer.poll(timeout_ms=0)  # refresh metadata
+            partitions.extend(TopicPartition(t, p) for t in TOPICS for p in consumer.partitions_for_topic(t) or ())
+        return sum(consumer.end_offsets(partitions).values()) if partitions else 0
+
+    return count
+
+
+def _applied_offsets(url: str) -> Callable[[], int]:
+    path = url.removeprefix("sqlite:///")
+
+    def count() -> int:
+        try:
+            with sqlite3.connect(path, timeout=5) as connection:
+                return int(connection.execute("SELECT COALESCE(SUM(next_offset), 0) FROM kafka_offsets").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0  # not created yet
+
+    return count
+
+
+def test_relay_killed_at_random_points_publishes_everything_exactly_once(sqlite_url: str, broker: str) -> None:
+    engine = Engine(sqlite_url, broker)
+    last = _simulated(engine, days=3)
+    _kill_at_random(engine, ("relay", "--batch-size", "250"), _published_count(broker), random.Random(11), times=4)
+    on_kafka = len(_all_published(broker))
+    assert 0 < on_kafka < last, "the kills interrupted the publishing"
+    final = engine.json("relay")
+    assert final["published"] == last - on_kafka
+    _assert_exactly_once_in_order(_all_published(broker), last)
+
+
+def test_projector_killed_at_random_points_equals_a_clean_build(sqlite_url: str, broker: str, tmp_path: Path) -> None:
+    engine = Engine(sqlite_url, broker)
+    last = _simulated(engine, days=3)
+    engine("relay")
+    kafka_fed = engine.with_reads(f"sqlite:///{tmp_path / 'read.db'}")
+    applied = _applied_offsets(kafka_fed.read_database_url)
+    _kill_at_random(kafka_fed, ("project", "--from", "kafka", "--batch-size", "300"), applied, random.Random(5), 4)
+    final = kafka_fed.json("project", "--from", "kafka")
+    assert 0 < final["messages"] < last, "the kills interrupted the projector after some batches"
+    assert read_models(kafka_fed.read_database_url) == read_models(sqlite_url)
+
+
+def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_on(
+    sqlite_url: str, broker: str, tmp_path: Path
+) -> None:
+    engine = Engine(sqlite_url, broker)
+    _simulated(engine, days=1, grids=5)
+    engine("relay")
+    producer = KafkaProducer(bootstrap_servers=broker)
+    looks_like_ours = [("ce_type", b"gridcase.case.CaseReported.v1"), ("gridcase_position", b"999999")]
+    producer.send("gridcase.case.events", key=b"k", value=b"{not json", partition=0, headers=looks_like_ours)
+    producer.send("gridcase.patrol.events", key=b"k", value=b'{"a": 1}', partition=1)
+    producer.flush()
+    producer.close()
+    kafka_fed = engine.with_reads(f"sqlite:///{tmp_path / 'read.db'}")
+    summary = kafka_fed.json("project", "--from", "kafka")
+    assert summary["deadlettered"] == 2
+    letters = topic_messages(broker, DEADLETTER_TOPIC)
+    assert sorted(m.value for m in letters) == [b'{"a": 1}', b"{not json"]
+    errors = sorted(headers(m)["gridcase_error"] for m in letters)
+    assert "not a gridcase event" in errors[0]
+    assert any("gridcase.case.events" in headers(m)["gridcase_source"] for m in letters)
+    assert read_models(kafka_fed.read_database_url) == read_models(sqlite_url)
+
+
+def test_a_second_relay_on_the_same_store_is_refused(sqlite_url: str, broker: str) -> None:
+    engine = Engine(sqlite_url, broker)
+    engine("load-reference")
+    first = engine.start("relay", "--follow")
+    try:
+        deadline = time.monotonic() + 60
+        while _published_count(broker)() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = engine("relay", check=False)
+        assert second.returncode == 4
+        assert "another relay is running" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=30)
+    assert engine.json("relay")["published"] == 0, "the lease is released on a clean stop; nothing was left"
