@@ -12,6 +12,7 @@ import io
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -92,22 +93,41 @@ def _moment(option: str, text: str | None, settings: Settings) -> datetime | Non
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=settings.tz)
 
 
+@dataclass
+class _Opened:
+    """The store, its database (chain and commit clock), the read models' database, and the event source."""
+
+    service: Gridcase
+    store: Engine
+    live: Engine
+    read: Reader
+
+
 @contextmanager
-def _store(settings: Settings, source: str = "store") -> Iterator[tuple[Gridcase, Engine, Reader]]:
+def _store(settings: Settings, source: str = "store") -> Iterator[_Opened]:
     if source != "store":
         _fail(BAD_INPUT, f"bad input: --from: {source!r}: only 'store' is available (Kafka comes later)")
     service = Gridcase(settings)
-    engine = make_engine(settings.database_url)
+    store = make_engine(settings.database_url)
+    live = make_engine(settings.read_url) if settings.read_url != settings.database_url else store
     recorder = service.store.recorder
 
     def read(after: int, limit: int) -> list[Notification]:
         return list(recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
 
     try:
-        yield service, engine, read
+        yield _Opened(service, store, live, read)
     finally:
-        engine.dispose()
+        live.dispose()
+        store.dispose()
         service.close()
+
+
+def _store_fed(settings: Settings) -> None:
+    """Rebuilding from the store needs read models the store feeds (Kafka-fed ones track Kafka offsets)."""
+    if settings.projections_source != "store":
+        _fail(BAD_INPUT, "bad input: the live read models are fed from Kafka (GRIDCASE_PROJECTIONS_SOURCE=kafka); "
+                         "rebuilding them from Kafka (--from kafka) comes later")  # fmt: skip
 
 
 def _names(projections: list[str] | None) -> list[str]:
@@ -146,7 +166,9 @@ def replay_rebuild(
     """Build projections from position zero beside the live tables, then swap them in at once."""
     settings = _settings()
     names = _names(projections)
-    with _store(settings, source) as (_service, engine, read):
+    _store_fed(settings)
+    with _store(settings, source) as opened:
+        engine, read = opened.live, opened.read
         if only_outdated:
             stale = set(outdated(engine, settings.tz))
             names = [name for name in names if name in stale]
@@ -199,11 +221,11 @@ def replay_build(
 
             if inspect(connection).has_table("projection_positions"):
                 _fail(BAD_INPUT, f"bad input: --into: {into} already holds read models; give a fresh database")
-        with _store(settings, source) as (_service, engine, read):
-            cut = read
+        with _store(settings, source) as opened:
+            cut = opened.read
             last = None
             if recorded is not None:
-                with engine.connect() as connection:
+                with opened.store.connect() as connection:
                     last = position_known_at(connection, recorded)
                 cut = up_to_position(cut, last)
             if occurred is not None:
@@ -231,8 +253,9 @@ def replay_verify(
     """Rebuild projections into scratch tables and compare every row with the live ones."""
     settings = _settings()
     names = _names(projections)
-    with _store(settings, source) as (_service, engine, read):
-        result = verify(engine, read, names, settings.tz, progress=_progress(as_json))
+    _store_fed(settings)
+    with _store(settings, source) as opened:
+        result = verify(opened.live, opened.read, names, settings.tz, progress=_progress(as_json))
     rows = [
         {"table": d.table, "key": d.key, "kind": d.kind, "live": d.live, "rebuilt": d.rebuilt,
          "changed": {k: list(v) for k, v in d.changed().items()}}
@@ -281,8 +304,8 @@ def review(
         _fail(BAD_INPUT, f"bad input: {error}")
     recorded = _moment("--as-of-recorded", as_of_recorded, settings)
     occurred = _moment("--as-of-occurred", as_of_occurred, settings)
-    with _store(settings, source) as (_service, engine, read):
-        result = run_review(read, engine, period, loaded, settings.tz, as_of_recorded=recorded,
+    with _store(settings, source) as opened:
+        result = run_review(opened.read, opened.store, period, loaded, settings.tz, as_of_recorded=recorded,
                             as_of_occurred=occurred)  # fmt: skip
     text = render(result, fmt)
     if output is not None:
@@ -314,12 +337,12 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
         return
     occurred = _moment("--as-of-occurred", as_of_occurred, settings)
     recorded = _moment("--as-of-recorded", as_of_recorded, settings)
-    with _store(settings) as (service, engine, _read):
+    with _store(settings) as opened:
         aggregate = case_id(target)
-        stored = list(service.store.recorder.select_events(aggregate))
+        stored = list(opened.service.store.recorder.select_events(aggregate))
         if not stored or "CaseReported" not in stored[0].topic:
             _fail(REFUSED, f"refused: case {target} does not exist (command audit)")
-        with engine.connect() as connection:
+        with opened.store.connect() as connection:
             links = links_of(connection, aggregate)
             last = None if recorded is None else position_known_at(connection, recorded)
     rows = history(stored, links)
@@ -384,8 +407,8 @@ def _print_history(number: str, rows: list[dict[str, Any]], settings: Settings) 
 
 
 def _audit_verify(settings: Settings, as_json: bool) -> None:
-    with _store(settings) as (_service, engine, read):
-        check = verify_chain(read, engine)
+    with _store(settings) as opened:
+        check = verify_chain(opened.read, opened.store, names=opened.live)
     if as_json:
         _emit(json.dumps({"intact": check.intact, "events": check.events, "last_position": check.last_position,
                           "head": check.head,

@@ -195,11 +195,15 @@ class _Subjects:
 
 
 def verify_chain(  # noqa: C901 - one walk, every kind of broken link
-    read: Reader, engine: Engine, *, batch_size: int = 10_000, keep: int = 100
+    read: Reader, engine: Engine, *, names: Engine | None = None, batch_size: int = 10_000, keep: int = 100
 ) -> ChainCheck:
-    """Check every stored event against its chain link, in store order; keeps the first ``keep`` broken links."""
+    """Check every stored event against its chain link, in store order; keeps the first ``keep`` broken links.
+
+    ``engine`` reaches the store's database (its chain table); ``names`` the read models' (case numbers of
+    removed reports), when they live elsewhere.
+    """
     check = ChainCheck()
-    subjects = _Subjects(engine)
+    subjects = _Subjects(names or engine)
     heads: dict[str, tuple[int, str]] = {}
     expected = 1
 
