@@ -1,23 +1,24 @@
 """Rebuild rate against the raw read-and-decode rate of the store, and a 1M-event rebuild's time and memory.
 
-    .venv/bin/python bench/replay.py [--days 35] [--grids 505] [--copies 4]
+    .venv/bin/python bench/replay.py [--days 35] [--grids 505] [--copies 5]
 
 Uses the simulated history of bench/projections.py (built once and cached
 under var/bench/: 35 days of all 505 grids, about 235,000 events). Prints, in
 one run:
-  (a) raw: reading and decoding every event from the store, no projection;
+  (a) raw: reading and decoding every event from the store, no projection (measured
+      before and after (b), the faster one counts: the machine may be shared);
   (b) `replay rebuild` of all three projections from zero: built beside the
       live tables (which hold a complete read model, as in production) and
       swapped in; the ratio b/a (target >= 0.3 on SQLite);
   (c) the time and peak memory of rebuilding all projections on the base
-      history and on a history of about 1,000,000 events, each in its own
+      history and on a history of about 1,140,000 events, each in its own
       process: memory must not grow with the history.
 
-The 1M-event store is the base history copied ``--copies`` times with fresh
-ids (cached as var/bench/replay-<N>x.db): each copy's aggregates get new ids
-(uuid5 of the copy number and the old id) and its case and patrol numbers a
-copy prefix (SN-… → S1-…, PT-… → P1-…), so every copy is a district's worth of
-distinct cases on the same registry. Generating 1M events with the simulator
+The 1M-event store is the base history followed by ``--copies`` - 1 copies
+of its cases and patrols with fresh ids (cached as var/bench/replay-<N>x.db):
+each copy's aggregates get new ids (uuid5 of the copy number and the old id)
+and its case and patrol numbers a copy prefix (SN-… → S1-…, PT-… → P1-…), so
+every copy is a district's worth of distinct cases on the same registry. Generating 1M events with the simulator
 would take many minutes; copying takes seconds and gives the same event mix.
 """
 
@@ -82,7 +83,8 @@ def multiplied(source: Path, copies: int) -> Path:
     connection = sqlite3.connect(partial)
     try:
         rows = connection.execute(
-            "SELECT originator_id, originator_version, topic, state FROM stored_events ORDER BY rowid"
+            "SELECT originator_id, originator_version, topic, state FROM stored_events "
+            "WHERE topic LIKE 'domain.case:%' OR topic LIKE 'domain.patrol:%' ORDER BY rowid"
         ).fetchall()
         for copy in range(1, copies):
             renamed = [
@@ -164,7 +166,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=35)
     parser.add_argument("--grids", type=int, default=505)
-    parser.add_argument("--copies", type=int, default=4)
+    parser.add_argument("--copies", type=int, default=5)
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -172,11 +174,13 @@ def main() -> None:
         return
     configure_logging("console", "warning")
     source = base_history(args.days, args.grids)
-    count, raw = raw_rate(source)
+    count, raw_before = raw_rate(source)
     figures = rebuild_all(fresh_copy(source, "replay-rebuild.db"), with_live=True)
     rate = figures["events"] / figures["seconds"]
+    # The machine is shared: the baseline is measured before and after, and the faster one is used.
+    raw = max(raw_before, raw_rate(source)[1])
     print(f"history: {count:,} events ({args.days} days of {args.grids} grids)")
-    print(f"(a) raw read and decode: {raw:,.0f} events/s")
+    print(f"(a) raw read and decode: {raw:,.0f} events/s (the faster of a run before and one after (b))")
     print(f"(b) rebuild of all projections beside the live ones, and swap: {rate:,.0f} events/s "
           f"({figures['seconds']:.1f} s)")  # fmt: skip
     print(f"ratio b/a: {rate / raw:.3f} (target >= 0.3)")
