@@ -11,6 +11,7 @@ as-of-recorded cut-off exact.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -33,6 +34,35 @@ _COLUMNS = (
     "position BIGINT PRIMARY KEY, originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
     "chain_hash TEXT NOT NULL, committed_at BIGINT NOT NULL, UNIQUE (originator_id, originator_version)"
 )
+
+
+class RecentLinks:
+    """Hashes of events this process wrote lately, by (aggregate, version).
+
+    The next write of a case finds its previous link here instead of in the database. A stored event never
+    changes, so a remembered hash is right whoever writes next; the version check of the write guarantees
+    that version - 1 is the previous event.
+    """
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size = size
+        self.hashes: dict[tuple[str, int], str] = {}
+        self.lock = threading.Lock()
+        #: The links of the write in progress on this thread, remembered only once it has committed.
+        self.pending = threading.local()
+
+    def get(self, key: str, version: int) -> str | None:
+        """The remembered hash, if any."""
+        with self.lock:
+            return self.hashes.get((key, version))
+
+    def remember(self, rows: Sequence[tuple[int, str, int, str, int]]) -> None:
+        """Remember a committed write's links (forgetting everything when full: a cache, not a record)."""
+        with self.lock:
+            if len(self.hashes) + len(rows) > self.size:
+                self.hashes.clear()
+            for _, key, version, digest, _ in rows:
+                self.hashes[(key, version)] = digest
 
 
 def chain_links(
@@ -71,7 +101,12 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         assert positions is not None
         # The inserts above took SQLite's write lock: nobody else writes until this transaction ends.
 
+        recent = self._recent()
+
         def previous_hash(key: str, version: int) -> str | None:
+            remembered = recent.get(key, version)
+            if remembered is not None:
+                return remembered
             c.execute(f"SELECT chain_hash FROM {CHAIN_TABLE} WHERE originator_id=? AND originator_version=?",  # noqa: S608
                       (key, version))  # fmt: skip
             row = c.fetchone()
@@ -81,7 +116,21 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         last = c.fetchone()
         rows = chain_links(stored_events, positions, previous_hash, None if last is None else int(last[0]))
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?,?,?)", rows)  # noqa: S608
+        recent.pending.rows = rows
         return positions
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert, and once committed remember the new links."""
+        recent = self._recent()
+        recent.pending.rows = ()
+        positions = super().insert_events(stored_events, **kwargs)
+        recent.remember(recent.pending.rows)
+        return positions
+
+    def _recent(self) -> RecentLinks:
+        if not hasattr(self, "_links"):
+            self._links = RecentLinks()
+        return self._links
 
 
 class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
@@ -90,6 +139,7 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         self._chain = Identifier(self.datastore.schema), Identifier(CHAIN_TABLE)
+        self._links = RecentLinks()
         self.sql_create_statements.append(
             SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _COLUMNS + ")").format(*self._chain)
         )
@@ -105,7 +155,11 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
             key = str(stored.originator_id)
             wanted.setdefault(key, stored.originator_version - 1)
         known: dict[tuple[str, int], str] = {}
-        pairs = [(key, version) for key, version in wanted.items() if version >= 1]
+        for key, version in wanted.items():
+            remembered = self._links.get(key, version)
+            if remembered is not None:
+                known[key, version] = remembered
+        pairs = [(key, version) for key, version in wanted.items() if version >= 1 and (key, version) not in known]
         if pairs:
             curs.execute(
                 SQL("SELECT originator_id, originator_version, chain_hash FROM {}.{} "
@@ -123,4 +177,12 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
             None if last is None else int(last["committed_at"]),
         )
         curs.executemany(SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s, %s)").format(*self._chain), rows)
+        self._links.pending.rows = rows
+        return positions
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert, and once committed remember the new links."""
+        self._links.pending.rows = ()
+        positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        self._links.remember(self._links.pending.rows)
         return positions

@@ -181,3 +181,19 @@ def test_swapping_the_positions_of_events_of_two_cases_is_seen(store: Store) -> 
     found = broken(store)
     assert found[0] == (a, f"case {second}")
     assert (b, f"case {first}") in found
+
+
+def test_two_processes_writing_one_case_in_turn_keep_its_chain_whole(store: Store, database_url: str) -> None:
+    other = Gridcase(make_settings(database_url))  # its own connections and its own memory of recent links
+    try:
+        number = report(store.app)
+        run(other, command="case.accept", case_number=number, actor=DISPATCHER, level="community")
+        run(store.app, command="case.dispatch", case_number=number, actor=DISPATCHER,
+            handler={"kind": "worker", "id": "W001"})  # fmt: skip
+        run(other, command="case.sign", case_number=number, actor=WORKER)
+        run(store.app, command="case.resolve", case_number=number, actor=WORKER, result="已修 fixed")
+    finally:
+        other.close()
+    check = verify_chain(store.read, store.engine)
+    assert check.intact, [str(b) for b in check.broken]
+    assert check.events == store.app.store.recorder.max_notification_id()
