@@ -36,6 +36,7 @@ lint: install-dev
 
 schemas: install
 	$(BIN)/python -m adapters.schemas
+	$(BIN)/python -m adapters.kafka.schemas
 
 clean:
 	rm -rf $(VENV) var

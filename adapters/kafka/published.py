@@ -63,15 +63,25 @@ ADDED_FIELDS = ("originator_id", "originator_version", "has_reporter_contact")
 
 @lru_cache(maxsize=1)
 def event_classes() -> dict[str, tuple[str, type]]:
-    """Every event type by name: its aggregate and class (names are unique across aggregates)."""
-    from domain.case import Case  # noqa: PLC0415 - the catalogue is built once, on first use
-    from domain.patrol import Patrol  # noqa: PLC0415
-    from domain.registry import Category, HolidayCalendar, OrgUnit, SlaPolicy, Worker  # noqa: PLC0415
+    """Every event type the domain defines, by name: its aggregate's name and its class.
+
+    Names are unique across aggregates (the published ``ce_type`` relies on it).
+    """
+    from domain import case, patrol, registry  # noqa: PLC0415 - the catalogue is built once, on first use
+    from domain.base import Aggregate  # noqa: PLC0415
 
     found: dict[str, tuple[str, type]] = {}
-    for aggregate in (Case, Patrol, OrgUnit, Worker, Category, SlaPolicy, HolidayCalendar):
-        for name, member in vars(aggregate).items():
-            if isinstance(member, type) and issubclass(member, aggregate.Event) and name not in {"Event", "Created"}:
+    for module in (case, patrol, registry):
+        for aggregate in vars(module).values():
+            if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)) or aggregate is Aggregate:
+                continue
+            if aggregate.__module__ != module.__name__:
+                continue
+            for name, member in vars(aggregate).items():
+                if not isinstance(member, type) or not issubclass(member, Aggregate.Event):
+                    continue
+                if name in {"Event", "Created"}:
+                    continue
                 if name in found:
                     msg = f"event type {name} is defined by {found[name][0]} and {aggregate.__name__}"
                     raise TypeError(msg)

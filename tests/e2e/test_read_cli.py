@@ -16,8 +16,10 @@ def test_project_then_query_every_read_model(cli: Cli) -> None:
     projected = cli.json("project")
     assert isinstance(projected, dict)
     assert projected["events"] > 40
-    assert cli.json("project") == {**projected, "events": 0, "batches": 0, "position": 0, "seconds": 0.0,
-                                   "per_projection": {}}  # fmt: skip
+    again = cli.json("project")
+    assert isinstance(again, dict)
+    again.pop("seconds")  # how long it took to find nothing new: noise on a busy machine
+    assert again == {"events": 0, "batches": 0, "position": 0, "per_projection": {}}
 
     status = cli.json("case", "show", "SN-20210601-000001")
     assert isinstance(status, dict)

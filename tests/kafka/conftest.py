@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -142,3 +143,28 @@ def topic_messages(bootstrap: str, topic: str) -> list[Any]:
 def headers(message: Any) -> dict[str, str]:
     """A message's headers as text."""
     return {key: value.decode() for key, value in message.headers or ()}
+
+
+SIMULATION = ("simulate", "--days", "3", "--grids", "20", "--seed", "7", "--once", "--json")
+
+
+def simulate(engine: Engine) -> int:
+    """Load the reference district, simulate three days of 20 grids, build the store-fed read models; last position."""
+    engine(*SIMULATION)
+    return int(engine.json("project")["position"])
+
+
+@pytest.fixture(scope="session")
+def _simulated_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("simulated") / "store.db"
+    last = simulate(Engine(f"sqlite:///{path}"))
+    return path, last
+
+
+@pytest.fixture
+def simulated(_simulated_file: tuple[Path, int], tmp_path: Path) -> tuple[str, int]:
+    """A SQLite store of its own, copied from one simulated once per session, with its store-fed read models."""
+    source, last = _simulated_file
+    target = tmp_path / "store.db"
+    shutil.copyfile(source, target)
+    return f"sqlite:///{target}", last

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.kafka.published import DEADLETTER_TOPIC
 from tests.conftest import _fresh_database
-from tests.kafka.conftest import Engine, headers, read_models, topic_messages
+from tests.kafka.conftest import Engine, headers, read_models, simulate, topic_messages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,12 +29,6 @@ def _read_url(database_url: str, tmp_path: Path, name: str, request: pytest.Fixt
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / name}"
     return _fresh_database(request.getfixturevalue("pg_server_url"))
-
-
-def _simulated(engine: Engine, days: int = 2, grids: int = 20) -> int:
-    """Load the reference district and simulate; the number of stored events."""
-    engine("simulate", "--days", str(days), "--grids", str(grids), "--seed", "7", "--once", "--json")
-    return int(engine.json("project")["position"])  # the store-fed build, in the store's own database
 
 
 def _all_published(bootstrap: str) -> list:
@@ -53,8 +47,12 @@ def _assert_exactly_once_in_order(messages: list, last: int) -> None:
 
 def test_round_trip_equals_store_fed(database_url: str, broker: str, tmp_path: Path,
                                      request: pytest.FixtureRequest) -> None:  # fmt: skip
-    engine = Engine(database_url, broker)
-    last = _simulated(engine)
+    if database_url.startswith("sqlite"):
+        database_url, last = request.getfixturevalue("simulated")
+        engine = Engine(database_url, broker)
+    else:
+        engine = Engine(database_url, broker)
+        last = simulate(engine)
 
     relayed = engine.json("relay")
     assert relayed["published"] == last
@@ -70,9 +68,9 @@ def test_round_trip_equals_store_fed(database_url: str, broker: str, tmp_path: P
     _assert_exactly_once_in_order(_all_published(broker), last)
 
 
-def test_members_share_the_partitions(sqlite_url: str, broker: str, tmp_path: Path) -> None:
+def test_members_share_the_partitions(simulated: tuple[str, int], broker: str, tmp_path: Path) -> None:
+    sqlite_url, last = simulated
     engine = Engine(sqlite_url, broker)
-    last = _simulated(engine)
     engine("relay")
     shared = engine.with_reads(f"sqlite:///{tmp_path / 'shared.db'}")
     first = shared.json("project", "--from", "kafka", "--member", "0/2")
@@ -155,9 +153,11 @@ def _applied_offsets(url: str) -> Callable[[], int]:
     return count
 
 
-def test_relay_killed_at_random_points_publishes_everything_exactly_once(sqlite_url: str, broker: str) -> None:
+def test_relay_killed_at_random_points_publishes_everything_exactly_once(
+    simulated: tuple[str, int], broker: str
+) -> None:
+    sqlite_url, last = simulated
     engine = Engine(sqlite_url, broker)
-    last = _simulated(engine, days=3)
     _kill_at_random(engine, ("relay", "--batch-size", "250"), _published_count(broker), random.Random(11), times=4)
     on_kafka = len(_all_published(broker))
     assert 0 < on_kafka < last, "the kills interrupted the publishing"
@@ -166,9 +166,11 @@ def test_relay_killed_at_random_points_publishes_everything_exactly_once(sqlite_
     _assert_exactly_once_in_order(_all_published(broker), last)
 
 
-def test_projector_killed_at_random_points_equals_a_clean_build(sqlite_url: str, broker: str, tmp_path: Path) -> None:
+def test_projector_killed_at_random_points_equals_a_clean_build(
+    simulated: tuple[str, int], broker: str, tmp_path: Path
+) -> None:
+    sqlite_url, last = simulated
     engine = Engine(sqlite_url, broker)
-    last = _simulated(engine, days=3)
     engine("relay")
     kafka_fed = engine.with_reads(f"sqlite:///{tmp_path / 'read.db'}")
     applied = _applied_offsets(kafka_fed.read_database_url)
@@ -179,10 +181,10 @@ def test_projector_killed_at_random_points_equals_a_clean_build(sqlite_url: str,
 
 
 def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_on(
-    sqlite_url: str, broker: str, tmp_path: Path
+    simulated: tuple[str, int], broker: str, tmp_path: Path
 ) -> None:
+    sqlite_url, _ = simulated
     engine = Engine(sqlite_url, broker)
-    _simulated(engine, days=1, grids=5)
     engine("relay")
     producer = KafkaProducer(bootstrap_servers=broker)
     looks_like_ours = [("ce_type", b"gridcase.case.CaseReported.v1"), ("gridcase_position", b"999999")]

@@ -1,0 +1,167 @@
+"""The topics as a replay source: ``read(after, limit)`` giving the stored events in store order, from Kafka.
+
+Replays (rebuild, verify, as-of builds) read a source shaped like the store's notification log. This one reads
+every partition of the three event topics from the beginning and merges them by the ``gridcase_position``
+header: within a partition positions only grow (the relay publishes in store order), so the next event in
+store order is always at the head of one partition. It hands out only an unbroken run of positions from 1: if
+a position is missing when every partition has been read to its end (the relay has not published it yet), the
+source ends just before it, so a replay from Kafka stops exactly where the topics are complete.
+
+The events come back in their stored form (the published form without the fields it adds); the reporter's
+contact, which is never published, is absent, and no read model uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.persistence import Notification
+from eventsourcing.utils import get_topic
+from kafka import KafkaConsumer, TopicPartition
+
+from adapters.kafka.consumer import Poison, to_event
+from adapters.kafka.published import ADDED_FIELDS, TOPICS, event_classes
+from adapters.kafka.relay import POSITION_HEADER
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kafka.consumer.fetcher import ConsumerRecord
+
+
+class KafkaSource:
+    """Stored events from the topics, in store order; callable as ``read(after, limit)``."""
+
+    def __init__(self, config: dict[str, Any], *, wait_seconds: float = 30.0) -> None:
+        self.config = config
+        self.wait_seconds = wait_seconds
+        self._consumer: KafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._heads: dict[TopicPartition, deque[ConsumerRecord]] = {}
+        self._done: set[TopicPartition] = set()
+        #: The last position handed out (the next one is this + 1).
+        self._last = 0
+        #: Messages that were not gridcase events (skipped; the Kafka-fed projector dead-letters them).
+        self.skipped = 0
+
+    def __call__(self, after: int, limit: int) -> Sequence[Notification]:
+        """Up to ``limit`` events after position ``after``, in store order, without gaps."""
+        if self._consumer is None or after < self._last:
+            self._rewind()
+        found: list[Notification] = []
+        while len(found) < limit:
+            record = self._next()
+            if record is None:
+                break
+            position = _position(record)
+            if position <= after:
+                continue
+            try:
+                to_event(record)  # the same checks as the Kafka-fed projector
+            except Poison as error:
+                msg = f"position {position} on Kafka is not a readable event, so a replay cannot go past it: {error}"
+                raise ValueError(msg) from error
+            found.append(_notification(position, record))
+        return found
+
+    def close(self) -> None:
+        """Close the consumer."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def _rewind(self) -> None:
+        self.close()
+        consumer = KafkaConsumer(
+            **self.config,
+            group_id=None,
+            enable_auto_commit=False,
+            max_poll_records=10_000,
+            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )
+        self._partitions = [
+            TopicPartition(topic, partition)
+            for topic in sorted(set(TOPICS.values()))
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(self._partitions)
+        consumer.seek_to_beginning(*self._partitions)
+        self._consumer = consumer
+        self._heads = {tp: deque() for tp in self._partitions}
+        self._done = set()
+        self._last = 0
+
+    def _next(self) -> ConsumerRecord | None:
+        """The record of position ``_last + 1``, or None when the topics end before it."""
+        wanted = self._last + 1
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            self._drop_poison()
+            for queue in self._heads.values():
+                if queue and _position(queue[0]) <= self._last:
+                    queue.popleft()  # a position handed out already (a re-publication): skip it
+            heads = [queue[0] for queue in self._heads.values() if queue]
+            best = min(heads, key=_position, default=None)
+            if best is not None and _position(best) == wanted:
+                self._heads[TopicPartition(best.topic, best.partition)].popleft()
+                self._last = wanted
+                return best
+            waiting = [tp for tp in self._partitions if not self._heads[tp] and tp not in self._done]
+            if not waiting:
+                return None  # every partition is read to its end, or holds only later positions: a gap
+            if time.monotonic() > deadline:
+                msg = f"Kafka did not answer for {self.wait_seconds:.0f} s while reading {waiting[0]}"
+                raise TimeoutError(msg)
+            self._fill()
+
+    def _fill(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        for tp, records in consumer.poll(timeout_ms=200, max_records=10_000).items():
+            self._heads[tp].extend(records)
+        for tp in self._partitions:
+            high = consumer.highwater(tp)
+            if high is not None and consumer.position(tp) >= high and not self._heads[tp]:
+                self._done.add(tp)
+            elif self._heads[tp]:
+                self._done.discard(tp)
+
+    def _drop_poison(self) -> None:
+        for queue in self._heads.values():
+            while queue and _position(queue[0]) < 0:
+                queue.popleft()
+                self.skipped += 1
+
+
+def _position(record: ConsumerRecord) -> int:
+    """The record's store position, or -1 when it has none (not a gridcase event: skipped)."""
+    for key, value in record.headers or ():
+        if key == POSITION_HEADER:
+            try:
+                return int(value)
+            except ValueError:
+                return -1
+    return -1
+
+
+def _notification(position: int, record: ConsumerRecord) -> Notification:
+    value: dict[str, Any] = json.loads(record.value)
+    headers = dict(record.headers or ())
+    name = headers["ce_type"].decode().split(".")[2]
+    originator = UUID(hex=value["originator_id"])
+    version = int(value["originator_version"])
+    for added in ADDED_FIELDS:
+        value.pop(added, None)
+    state = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+    return Notification(
+        id=position,
+        originator_id=originator,
+        originator_version=version,
+        topic=get_topic(event_classes()[name][1]),
+        state=state,
+    )
