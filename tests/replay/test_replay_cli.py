@@ -106,3 +106,14 @@ def test_replay_rebuild_verify_and_build_as_of(filled: tuple[Cli, str, Path]) ->
     assert "nonsense" in bad.stderr
     kafka = cli("replay", "rebuild", "--from", "kafka")
     assert kafka.returncode == 2
+
+
+def test_replay_verify_exits_1_and_prints_the_row_that_differs(filled: tuple[Cli, str, Path]) -> None:
+    cli, number, path = filled
+    cli("project", check=True)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE case_status SET returns = 7 WHERE case_number = ?", (number,))
+    found = cli("replay", "verify", "case_status")
+    assert found.returncode == 1
+    assert f"case_status [case_number={number}]: differs: returns: live 7, rebuilt 0" in found.stdout
+    assert "1 rows differ" in found.stdout
