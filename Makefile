@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine with only Python:
-#   make run   - install, load the reference district, simulate a week of it, walk one complaint through its life
+#   make run   - install, load the reference district, simulate a week of it, walk one complaint through its life,
+#                then serve the HTTP API on 127.0.0.1:8000 (Ctrl-C stops)
 #   make test  - install with the dev extras and run the whole suite
 PYTHON ?= python3
 VENV := .venv
@@ -26,6 +27,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(BIN)/gridcase simulate --days 7 --once
 	$(BIN)/gridcase walkthrough
+	$(BIN)/gridcase serve --host 127.0.0.1 --port 8000
 
 test: install-dev
 	$(BIN)/python -m pytest

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from adapters.http.cli import serve, token_app
 from adapters.logging import configure_logging
 from adapters.replay_cli import register as register_replay
 from adapters.service import BadInput, ConcurrentChange, Gridcase, Result
@@ -59,6 +60,8 @@ registry_app = typer.Typer(
 app.add_typer(case_app, name="case")
 app.add_typer(patrol_app, name="patrol")
 app.add_typer(registry_app, name="registry")
+app.add_typer(token_app, name="token")
+app.command("serve")(serve)
 register_replay(app)  # replay rebuild|build|verify, review, audit (adapters/replay_cli.py)
 
 # -- shared options ---------------------------------------------------------------

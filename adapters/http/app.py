@@ -1,0 +1,82 @@
+"""The FastAPI application: Open311 intake, the native API, their errors, and the runtime's life."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.http import native, open311
+from adapters.http.errors import ApiError, describe, error_response, field_problems
+from adapters.http.runtime import Runtime
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from adapters.settings import Settings
+
+#: Worker threads for request handlers.
+THREADS = 4
+
+DESCRIPTION = """\
+gridcase's HTTP API (docs/http.md).
+
+* **Open311 GeoReport v2** under `/open311/v2`: the category catalogue as services, complaints filed as service
+  requests (the case number is the `service_request_id`), requests and their updates; JSON or XML.
+* **Native API** under `/api/v1`: every command of the case, the patrol and the registry, every read-model
+  query, and a case's audit history. Bearer tokens from `gridcase token create` carry the actor and the role.
+* Errors: 401/403 who may do what, 404 unknown case, 409 `refused` (the domain's words) or `conflict` (a
+  concurrent change: retry), 422 `bad_input` naming the field. Open311 errors are the spec's list of
+  `code` and `description`.
+* `Idempotency-Key` on any POST: a retry with the same key and request returns the first response.
+"""
+
+
+def create_app(settings: Settings, *, follow: bool = True, runtime: Runtime | None = None) -> FastAPI:
+    """The API over the configured database; ``follow`` runs the projections in a background thread."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Made at start-up, not here: building the app (e.g. for its OpenAPI document) touches no database.
+        if runtime is None:
+            app.state.runtime = Runtime(settings, follow=follow)
+        # Writes go one at a time (runtime.WriteGate): a few threads keep the queue full; forty only fight
+        # over the interpreter lock.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        app.state.runtime.start()
+        try:
+            yield
+        finally:
+            app.state.runtime.close()
+
+    app = FastAPI(title="gridcase", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    app.include_router(open311.router)
+    app.include_router(native.router)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError) -> Response:
+        return error_response(request, error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> Response:
+        # The first part of a location says where (body, query, path): a field name is what a user needs.
+        problems = field_problems(list(error.errors()), skip=1)
+        return error_response(request, ApiError(422, "bad_input", f"bad input: {describe(problems)}", problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return error_response(request, ApiError(error.status_code, code, str(error.detail)))
+
+    @app.get("/", include_in_schema=False)
+    def index() -> dict[str, Any]:
+        return {"name": "gridcase", "openapi": "/openapi.json", "docs": "/docs",
+                "open311": "/open311/v2/services.json", "native": "/api/v1"}  # fmt: skip
+
+    return app

@@ -1,0 +1,143 @@
+"""The registry as the API needs it: the category catalogue (Open311 services), org units, and grid lookup.
+
+Kept in memory and brought up to date from the store on use: only registry
+events are read (by topic), and only those recorded since the last look.
+
+Grids in the registry have no boundaries (DESIGN.md gives none), so a location
+is mapped to a grid in this order (docs/http.md):
+
+1. an explicit grid code (Open311 ``attribute[grid]`` or ``address_id``);
+2. a grid code (``SN08-C01-G004``) or a grid's name (``永嘉路社区004网格``) in the address;
+3. coordinates: a deterministic raster. The district's bounding box is cut
+   into ``cols × rows`` equal cells (``cols = ceil(sqrt(n))`` for ``n`` base
+   grids), numbered row by row from the south-west corner, and cell ``i`` is
+   the ``i``-th base grid in code order (cells past the last grid belong to
+   the last grid). A point outside the box is in no grid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.utils import get_topic
+
+from domain.registry import Category, OrgUnit
+
+if TYPE_CHECKING:
+    from eventsourcing.persistence import ApplicationRecorder
+
+#: The district's bounding box (Qingdao Shinan, WGS84): south, west, north, east.
+DISTRICT_BOUNDS = (36.040, 120.300, 36.100, 120.450)
+_TOPICS = (get_topic(Category.CategoryDefined), get_topic(OrgUnit.OrgUnitCreated))
+_GRID_CODE = re.compile(r"[A-Z]{2,6}\d{2}-C\d{2}-[GZ]\d{2,4}")
+_PAGE = 5_000
+
+
+@dataclass(frozen=True)
+class Unit:
+    """An org unit: district, street, community, grid or department."""
+
+    code: str
+    kind: str
+    name: str
+    name_en: str | None
+    parent: str | None
+    grid_kind: str | None
+
+
+class Catalogue:
+    """Categories and org units from the registry's events."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        self.recorder = recorder
+        self.categories: dict[str, dict[str, Any]] = {}
+        self.units: dict[str, Unit] = {}
+        self._base_grids: list[str] = []
+        self._seen = 0
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read the registry events recorded since the last look."""
+        top = self.recorder.max_notification_id() or 0
+        if top <= self._seen:
+            return
+        with self._lock:
+            start = self._seen
+            changed = False
+            while start < top:
+                found = self.recorder.select_notifications(
+                    start=start, limit=_PAGE, stop=top, topics=_TOPICS, inclusive_of_start=False
+                )
+                for notification in found:
+                    self._fold(notification.topic, json.loads(notification.state))
+                    changed = True
+                if len(found) < _PAGE:
+                    break
+                start = found[-1].id
+            self._seen = max(self._seen, top)
+            if changed:
+                self._base_grids = sorted(
+                    code for code, unit in self.units.items() if unit.kind == "grid" and unit.grid_kind == "base"
+                )
+
+    def _fold(self, topic: str, data: dict[str, Any]) -> None:
+        if topic == _TOPICS[0]:
+            self.categories[data["code"]] = data
+        else:
+            self.units[data["code"]] = Unit(data["code"], data["kind"], data["name"], data.get("name_en"),
+                                            data.get("parent"), data.get("grid_kind"))  # fmt: skip
+
+    def is_grid(self, code: str) -> bool:
+        """Whether a code names a grid."""
+        unit = self.units.get(code)
+        return unit is not None and unit.kind == "grid"
+
+    def unit_name(self, code: str | None) -> str | None:
+        """A unit's Chinese name with its English label."""
+        unit = self.units.get(code or "")
+        if unit is None:
+            return code
+        return f"{unit.name} ({unit.name_en})" if unit.name_en else unit.name
+
+    # -- where is it ------------------------------------------------------------
+
+    def grid_for_address(self, address: str) -> str | None:
+        """The grid an address names by code or by name."""
+        for match in _GRID_CODE.finditer(address):
+            code = match.group(0)
+            if self.is_grid(code):
+                return code
+        named = [unit for unit in self.units.values() if unit.kind == "grid" and unit.name in address]
+        if named:
+            most_specific: Unit = max(named, key=lambda unit: len(unit.name))
+            return most_specific.code
+        return None
+
+    def grid_at(self, lat: float, lon: float) -> str | None:
+        """The base grid a point falls in on the district's raster, or None outside the district."""
+        grids = self._base_grids
+        south, west, north, east = DISTRICT_BOUNDS
+        if not grids or not (south <= lat <= north and west <= lon <= east):
+            return None
+        cols = math.ceil(math.sqrt(len(grids)))
+        rows = math.ceil(len(grids) / cols)
+        row = min(rows - 1, int((lat - south) / (north - south) * rows))
+        col = min(cols - 1, int((lon - west) / (east - west) * cols))
+        return grids[min(len(grids) - 1, row * cols + col)]
+
+    def centre_of(self, grid: str) -> tuple[float, float] | None:
+        """The centre of a base grid's raster cell (lat, lon): where ``grid_at`` finds it."""
+        grids = self._base_grids
+        if grid not in grids:
+            return None
+        index = grids.index(grid)
+        cols = math.ceil(math.sqrt(len(grids)))
+        rows = math.ceil(len(grids) / cols)
+        south, west, north, east = DISTRICT_BOUNDS
+        row, col = divmod(index, cols)
+        return south + (row + 0.5) * (north - south) / rows, west + (col + 0.5) * (east - west) / cols

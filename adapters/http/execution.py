@@ -1,0 +1,159 @@
+"""From an HTTP request to a command: the caller's role and scope, the command model, the outcome as HTTP.
+
+Shared by the native API and Open311 intake.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
+
+from adapters.http.auth import roles_for
+from adapters.http.errors import ApiError, describe, field_problems
+from adapters.http.idempotency import MAX_KEY_LENGTH, KeyInFlight, KeyReused, Stored, request_hash
+from adapters.service import BadInput, ConcurrentChange
+from domain import commands as c
+from domain.base import Role
+from domain.case import HandlerKind
+from domain.commands import COMMANDS
+from domain.errors import CommandRefused, DomainError, UnknownReference
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from adapters.http.auth import Principal
+    from adapters.http.runtime import Runtime
+    from adapters.service import Result
+
+#: Domain rules about who may act: refused as 403 like the API's own role checks.
+PERMISSION_RULES = frozenset(
+    {
+        "ActorRoleNotAllowed",
+        "OnlyTheCurrentHandlerMayDoThis",
+        "ReportMustComeFromIntake",
+        "OnlyAdministratorsChangeTheRegistry",
+        "PatrolIsLoggedByItsWorker",
+    }
+)
+#: Commands older than this are surely a mistake (and would not fit a case number's day).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def forbidden(message: str) -> ApiError:
+    """A 403: the caller's role or scope does not allow it."""
+    return ApiError(403, "forbidden", message)
+
+
+def build(principal: Principal, fields: dict[str, Any]) -> c.AnyCommand:
+    """Validate a command's fields, issued as the caller; 403 outside the role, 422 naming bad fields."""
+    name = str(fields["command"])
+    if principal.role not in roles_for(name):
+        raise forbidden(f"role {principal.role.value} may not {name}")
+    try:
+        command = COMMANDS.validate_python({**fields, "actor": principal.actor.model_dump()})
+    except ValidationError as error:
+        # The first part of each location is the command's own tag in the union.
+        problems = field_problems(error.errors(), skip=1)
+        raise ApiError(422, "bad_input", f"bad input: {describe(problems)}", problems) from None
+    if command.at is not None and command.at < EARLIEST:
+        raise ApiError(422, "bad_input", "bad input: at: is before 2000", [{"field": "at", "message": "before 2000"}])
+    return command
+
+
+def check_scope(runtime: Runtime, principal: Principal, command: c.AnyCommand) -> None:
+    """A grid worker acts only in their own grids; a department handler only on cases dispatched to them."""
+    if principal.role is Role.GRID_WORKER:
+        grid: str | None = None
+        if isinstance(command, (c.ReportCase, c.StartPatrol)):
+            grid = command.grid
+        elif isinstance(command, c.CaseCommand):
+            grid = _case(runtime, command.case_number).grid
+        if grid is not None and grid not in runtime.worker_grids(principal.actor_id):
+            raise forbidden(f"grid worker {principal.actor_id} does not work grid {grid}")
+    elif principal.role is Role.DEPARTMENT_HANDLER and isinstance(command, c.CaseCommand):
+        handler = _case(runtime, command.case_number).handler
+        if handler is None or handler.kind is not HandlerKind.DEPARTMENT or handler.id != principal.unit:
+            raise forbidden(
+                f"case {command.case_number} is not dispatched to department {principal.unit or '(none)'}"
+            )
+
+
+def _case(runtime: Runtime, number: str) -> Any:
+    try:
+        return runtime.service.case(number)
+    except UnknownReference:
+        raise ApiError(404, "not_found", f"unknown case {number!r}") from None
+
+
+def run(runtime: Runtime, principal: Principal, command: c.AnyCommand) -> Result:
+    """Check the caller's scope and carry the command out; every refusal as its HTTP error."""
+    check_scope(runtime, principal, command)
+    try:
+        return runtime.handle(command)
+    except UnknownReference as error:
+        addressed = getattr(command, "case_number", None) or getattr(command, "patrol_number", None)
+        if error.kind in {"case", "patrol"} and error.code == addressed:
+            raise ApiError(404, "not_found", f"unknown {error.kind} {error.code!r}") from None
+        raise ApiError(409, "refused", str(error)) from None
+    except CommandRefused as error:
+        if error.rule in PERMISSION_RULES:
+            raise forbidden(str(error)) from None
+        raise ApiError(409, "refused", str(error)) from None
+    except DomainError as error:
+        raise ApiError(409, "refused", str(error)) from None
+    except BadInput as error:
+        field = str(error).partition(":")[0] if ":" in str(error) else ""
+        raise ApiError(422, "bad_input", f"bad input: {error}", [{"field": field, "message": str(error)}]) from None
+    except ConcurrentChange as error:
+        raise ApiError(
+            409, "conflict", f"conflict: changed by someone else at the same time, try again ({error})"
+        ) from None
+
+
+def idempotent(runtime: Runtime, request: Request, principal: Principal, payload: Any,
+               respond: Callable[[], Response]) -> Response:  # fmt: skip
+    """Answer a POST once per ``Idempotency-Key``: a retry of the same request gets the first response."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return respond()
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise ApiError(422, "bad_input", f"bad input: Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters",
+                       [{"field": "Idempotency-Key", "message": "1 to 255 characters"}])  # fmt: skip
+    fingerprint = request_hash(request.method, request.url.path, payload)
+    try:
+        stored = runtime.idempotency.claim(principal.token_id, key, fingerprint)
+    except KeyReused:
+        raise ApiError(
+            422,
+            "idempotency_key_reused",
+            f"Idempotency-Key {key!r} was used for a different request; use a new key for a new request",
+            [{"field": "Idempotency-Key", "message": "used for a different request"}],
+        ) from None
+    except KeyInFlight:
+        message = f"the first request with Idempotency-Key {key!r} is still being handled; retry shortly"
+        raise ApiError(409, "idempotency_key_in_flight", message) from None
+    if stored is not None:
+        return Response(stored.body, stored.status_code, {"Idempotent-Replayed": "true"}, stored.media_type)
+    try:
+        response = respond()
+    except BaseException:
+        runtime.idempotency.release(principal.token_id, key)
+        raise
+    if 200 <= response.status_code < 300:  # noqa: PLR2004
+        body = bytes(response.body).decode()
+        runtime.idempotency.complete(
+            principal.token_id, key, Stored(response.status_code, response.media_type or "application/json", body)
+        )
+    else:
+        runtime.idempotency.release(principal.token_id, key)
+    return response
+
+
+def json_response(content: Any, status: int = 200) -> JSONResponse:
+    """JSON with Chinese text as it is."""
+    return JSONResponse(json.loads(json.dumps(content, ensure_ascii=False, default=str)), status)

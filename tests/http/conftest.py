@@ -1,0 +1,112 @@
+"""A real API server: uvicorn on a loopback port, in a thread, over a real SQLite file with a small district."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+
+from adapters.http.app import create_app
+from adapters.http.runtime import Runtime
+from adapters.service import Gridcase
+from domain.base import Role
+from tests.conftest import make_settings
+from tests.support import ADMIN, seed_small_district
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+#: The cast of the tests: (actor, role, unit) per token name.
+CAST: dict[str, tuple[str, Role, str | None]] = {
+    "operator": ("op-1", Role.INTAKE_OPERATOR, None),
+    "dispatcher": ("disp-1", Role.DISPATCHER, None),
+    "worker": ("W001", Role.GRID_WORKER, None),
+    "other_worker": ("W002", Role.GRID_WORKER, None),
+    "department": ("clerk-1", Role.DEPARTMENT_HANDLER, "D-CG"),
+    "other_department": ("clerk-2", Role.DEPARTMENT_HANDLER, "D-JT"),
+    "callback": ("cb-1", Role.CALLBACK_OPERATOR, None),
+    "auditor": ("aud-1", Role.AUDITOR, None),
+    "admin": ("admin", Role.ADMIN, None),
+}
+
+
+@dataclass
+class Api:
+    """A running server, its runtime, and a client per role."""
+
+    url: str
+    runtime: Runtime
+    tokens: dict[str, str]
+
+    def client(self, who: str | None = None, **headers: str) -> httpx.Client:
+        if who is not None:
+            headers["Authorization"] = f"Bearer {self.tokens[who]}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def events(self) -> int:
+        """How many events the store holds: a refused request must not change it."""
+        return int(self.runtime.service.store.recorder.max_notification_id() or 0)
+
+
+def _free_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def seed(url: str) -> None:
+    """The small district of the other tests, plus a second department."""
+    service = Gridcase(make_settings(url))
+    try:
+        seed_small_district(service)
+        from tests.support import T0, run  # noqa: PLC0415
+
+        run(service, command="registry.org-unit", actor=ADMIN, at=T0, code="D-JT", kind="department",
+            name="区交通运输局", name_en="Transport bureau", parent="SN")  # fmt: skip
+    finally:
+        service.close()
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """uvicorn serving the API on 127.0.0.1 on a free port, projections following in the same process."""
+    path: Path = tmp_path_factory.mktemp("http") / "gridcase.db"
+    with serving(f"sqlite:///{path}") as running:
+        yield running
+
+
+@contextmanager
+def serving(url: str) -> Iterator[Api]:
+    """Seed the small district into a database and serve the API over it on a free loopback port."""
+    seed(url)
+    settings = make_settings(url)
+    runtime = Runtime(settings)
+    tokens = {name: runtime.tokens.create(actor, role, unit).token for name, (actor, role, unit) in CAST.items()}
+    app = create_app(settings, runtime=runtime)
+    sock = _free_socket()
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    port = sock.getsockname()[1]
+    yield Api(f"http://127.0.0.1:{port}", runtime, tokens)
+    server.should_exit = True
+    thread.join(timeout=15)
+    sock.close()
+
+
+def body(response: httpx.Response) -> Any:
+    """The JSON body, with the response shown when it is not what the test expected."""
+    return response.json()
