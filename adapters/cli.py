@@ -23,6 +23,7 @@ from rich.table import Table
 
 from adapters.http.cli import serve, token_app
 from adapters.logging import configure_logging
+from adapters.replay_cli import register as register_replay
 from adapters.service import BadInput, ConcurrentChange, Gridcase, Result
 from adapters.settings import Settings
 from domain.case import case_id
@@ -63,6 +64,7 @@ app.add_typer(patrol_app, name="patrol")
 app.add_typer(registry_app, name="registry")
 app.add_typer(token_app, name="token")
 app.command("serve")(serve)
+register_replay(app)  # replay rebuild|build|verify, review, audit (adapters/replay_cli.py)
 
 # -- shared options ---------------------------------------------------------------
 

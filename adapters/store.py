@@ -74,6 +74,7 @@ def store_env(settings: Settings) -> dict[str, str]:
             path.parent.mkdir(parents=True, exist_ok=True)
         return {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "APPLICATION_RECORDER_TOPIC": "adapters.chained:ChainedSQLiteApplicationRecorder",
             "SQLITE_DBNAME": str(path),
             "SQLITE_LOCK_TIMEOUT": "30",
         }
@@ -82,7 +83,7 @@ def store_env(settings: Settings) -> dict[str, str]:
     host = query.get("host", [url.hostname or "localhost"])[0]
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": "adapters.pg_recorder:GaplessPostgresApplicationRecorder",
+        "APPLICATION_RECORDER_TOPIC": "adapters.chained:ChainedPostgresApplicationRecorder",
         "POSTGRES_DBNAME": url.path.lstrip("/") or "postgres",
         "POSTGRES_HOST": host,
         "POSTGRES_PORT": str(url.port or 5432),

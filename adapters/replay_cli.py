@@ -1,0 +1,454 @@
+"""The replay and audit commands: ``gridcase replay rebuild|build|verify``, ``gridcase review``, ``gridcase audit``.
+
+Exit codes as elsewhere (0 ok, 2 bad input, 3 refused: an unknown case), plus
+1 when a check finds something: ``replay verify`` found a row that differs,
+``audit verify`` found a broken link.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from adapters.logging import configure_logging
+from adapters.service import Gridcase, mask_contact
+from adapters.settings import Settings
+from domain.case import case_id
+from projections.sql import make_engine
+from replay.audit import COLUMNS, history, links_of, state_at, verify_chain
+from replay.build import FACTORIES, build, make_projections, outdated, rebuild, verify
+from replay.review import BadRules, load_rules, render, run_review
+from replay.source import occurred_by, position_known_at, up_to_position
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from eventsourcing.persistence import Notification
+    from sqlalchemy import Engine
+
+    from replay.source import Reader
+
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
+
+FOUND, BAD_INPUT, REFUSED = 1, 2, 3
+
+replay_app = typer.Typer(
+    help="Rebuild read models from the history, build them as of a cut-off, check they are deterministic.",
+    no_args_is_help=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+FromOpt = Annotated[
+    str, typer.Option("--from", help="Event source: store, or kafka (the event topics, in store order)")
+]
+OccurredOpt = Annotated[
+    str | None,
+    typer.Option("--as-of-occurred", help="Only what happened by this time, however late it was recorded (ISO)."),
+]
+RecordedOpt = Annotated[
+    str | None, typer.Option("--as-of-recorded", help="Only what the store held at this time (ISO).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the ``gridcase`` program."""
+    app.add_typer(replay_app, name="replay")
+    app.command("review")(review)
+    app.command("audit")(audit)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        _fail(BAD_INPUT, f"bad setting: {error.errors()[0]['msg']}")
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def _moment(option: str, text: str | None, settings: Settings) -> datetime | None:
+    """An ISO time; without an offset it is district local time."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(BAD_INPUT, f"bad input: {option}: {text!r} is not an ISO 8601 time")
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=settings.tz)
+
+
+@dataclass
+class _Opened:
+    """The store, its database (chain and commit clock), the read models' database, and the event source."""
+
+    service: Gridcase
+    store: Engine
+    live: Engine
+    read: Reader
+
+
+@contextmanager
+def _store(settings: Settings, source: str = "store") -> Iterator[_Opened]:
+    if source not in {"store", "kafka"}:
+        _fail(BAD_INPUT, f"bad input: --from: {source!r} is not store or kafka")
+    if source == "kafka" and not settings.kafka_enabled:
+        _fail(BAD_INPUT, "bad input: --from kafka: set GRIDCASE_KAFKA_BOOTSTRAP_SERVERS")
+    service = Gridcase(settings)
+    store = make_engine(settings.database_url)
+    live = make_engine(settings.read_url) if settings.read_url != settings.database_url else store
+    recorder = service.store.recorder
+    topics = None
+
+    def read(after: int, limit: int) -> list[Notification]:
+        return list(recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+
+    if source == "kafka":
+        from adapters.kafka.relay import kafka_config  # noqa: PLC0415 - only replays from Kafka need a client
+        from adapters.kafka.source import KafkaSource  # noqa: PLC0415
+
+        topics = KafkaSource(kafka_config(settings.kafka_bootstrap_servers, settings.kafka_client_id))
+    try:
+        yield _Opened(service, store, live, topics or read)
+    finally:
+        if topics is not None:
+            topics.close()
+        live.dispose()
+        store.dispose()
+        service.close()
+
+
+def _store_fed(settings: Settings) -> None:
+    """Rebuilding from the store needs read models the store feeds (Kafka-fed ones track Kafka offsets)."""
+    if settings.projections_source != "store":
+        _fail(BAD_INPUT, "bad input: the live read models are fed from Kafka (GRIDCASE_PROJECTIONS_SOURCE=kafka) and "
+                         "track Kafka offsets: rebuilding or verifying them in place is not supported yet; "
+                         "use replay build --into to build a copy")  # fmt: skip
+
+
+def _names(projections: list[str] | None) -> list[str]:
+    names = projections or list(FACTORIES)
+    unknown = [name for name in names if name not in FACTORIES]
+    if unknown:
+        _fail(BAD_INPUT, f"bad input: unknown projection {', '.join(unknown)} (known: {', '.join(FACTORIES)})")
+    return names
+
+
+def _progress(as_json: bool) -> Any:
+    def show(stats: Any) -> None:
+        if not as_json:
+            err.print(f"replayed to position {stats.position}: {stats.events} events", highlight=False)
+
+    return show
+
+
+# -- replay -----------------------------------------------------------------------------------------
+
+
+@replay_app.command("rebuild")
+def replay_rebuild(
+    projections: Annotated[
+        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
+    ] = None,
+    only_outdated: Annotated[
+        bool,
+        typer.Option("--outdated", help="Only projections whose code version changed since their tables were built"),
+    ] = False,
+    source: FromOpt = "store",
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction")] = 25_000,
+    lease_timeout: Annotated[float, typer.Option(help="Seconds to wait for a running projector")] = 30.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build projections from position zero beside the live tables, then swap them in at once."""
+    settings = _settings()
+    names = _names(projections)
+    _store_fed(settings)
+    with _store(settings, source) as opened:
+        engine, read = opened.live, opened.read
+        if only_outdated:
+            stale = set(outdated(engine, settings.tz))
+            names = [name for name in names if name in stale]
+            if not names:
+                _summary(as_json, {"rebuilt": [], "position": None}, "every projection is at its code version")
+                return
+        from projections.runner import LeaseHeld  # noqa: PLC0415
+
+        try:
+            done = rebuild(engine, read, names, settings.tz, batch_size=batch_size, lease_timeout=lease_timeout,
+                           progress=_progress(as_json))  # fmt: skip
+        except LeaseHeld as error:
+            _fail(FOUND, f"not rebuilt: {error}; stop it (or wait) and try again")
+    rate = f"{done.events / done.seconds:,.0f} events/s" if done.seconds else ""
+    _summary(
+        as_json,
+        {"rebuilt": done.projections, "position": done.position, "events": done.events,
+         "seconds": round(done.seconds, 2)},
+        f"rebuilt and swapped in {', '.join(done.projections)} at position {done.position}: "
+        f"{done.events:,} events ({rate})",
+    )  # fmt: skip
+
+
+@replay_app.command("build")
+def replay_build(
+    projections: Annotated[
+        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
+    ] = None,
+    into: Annotated[
+        str, typer.Option("--into", help="Database URL to build into (fresh tables, e.g. sqlite:///var/asof.db)")
+    ] = "",
+    as_of_occurred: OccurredOpt = None,
+    as_of_recorded: RecordedOpt = None,
+    source: FromOpt = "store",
+    as_json: JsonOpt = False,
+) -> None:
+    """Build projections up to a cut-off into another database; query it with GRIDCASE_DATABASE_URL set to it."""
+    settings = _settings()
+    names = _names(projections)
+    occurred = _moment("--as-of-occurred", as_of_occurred, settings)
+    recorded = _moment("--as-of-recorded", as_of_recorded, settings)
+    if not into:
+        _fail(BAD_INPUT, "bad input: --into: give the database to build into (the live tables are never cut off)")
+    if into == settings.database_url:
+        _fail(BAD_INPUT, "bad input: --into: must not be the live database")
+    target = make_engine(into)
+    try:
+        with target.connect() as connection:
+            from sqlalchemy import inspect  # noqa: PLC0415
+
+            if inspect(connection).has_table("projection_positions"):
+                _fail(BAD_INPUT, f"bad input: --into: {into} already holds read models; give a fresh database")
+        with _store(settings, source) as opened:
+            cut = opened.read
+            last = None
+            if recorded is not None:
+                with opened.store.connect() as connection:
+                    last = position_known_at(connection, recorded)
+                cut = up_to_position(cut, last)
+            if occurred is not None:
+                cut = occurred_by(cut, occurred)
+            stats = build(target, cut, make_projections(names, settings.tz), progress=_progress(as_json))
+    finally:
+        target.dispose()
+    _summary(
+        as_json,
+        {"built": names, "into": into, "position": stats.position, "events": stats.events,
+         "as_of_recorded": None if recorded is None else recorded.isoformat(),
+         "as_of_occurred": None if occurred is None else occurred.isoformat()},
+        f"built {', '.join(names)} into {into}: {stats.events:,} events up to position {stats.position}",
+    )  # fmt: skip
+
+
+@replay_app.command("verify")
+def replay_verify(
+    projections: Annotated[
+        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
+    ] = None,
+    source: FromOpt = "store",
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild projections into scratch tables and compare every row with the live ones."""
+    settings = _settings()
+    names = _names(projections)
+    _store_fed(settings)
+    with _store(settings, source) as opened:
+        result = verify(opened.live, opened.read, names, settings.tz, progress=_progress(as_json))
+    rows = [
+        {"table": d.table, "key": d.key, "kind": d.kind, "live": d.live, "rebuilt": d.rebuilt,
+         "changed": {k: list(v) for k, v in d.changed().items()}}
+        for d in result.differences
+    ]  # fmt: skip
+    if as_json:
+        _emit(json.dumps({"positions": result.positions, "rows": result.rows, "differences": rows,
+                          "more": result.more}, ensure_ascii=False, default=str))  # fmt: skip
+    else:
+        for d in result.differences:
+            key = ", ".join(f"{k}={v}" for k, v in d.key.items())
+            detail = "; ".join(f"{k}: live {a!r}, rebuilt {b!r}" for k, (a, b) in d.changed().items())
+            out.print(f"{d.table} [{key}]: {d.kind}" + (f": {detail}" if detail else ""), markup=False, highlight=False)
+        total = len(result.differences) + result.more
+        where = ", ".join(f"{name} at {position}" for name, position in result.positions.items())
+        out.print(f"{total} rows differ ({sum(result.rows.values()):,} compared; {where})", highlight=False)
+    if result.differences:
+        raise typer.Exit(FOUND)
+
+
+# -- review -----------------------------------------------------------------------------------------
+
+
+def review(
+    period: Annotated[str, typer.Option(help="The year (or month) reviewed: 2021")],
+    rules: Annotated[Path, typer.Option(help="Rule file (TOML), e.g. rules/2021.toml")],
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: Annotated[str, typer.Option("--format", help="table, csv or json")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", help="Write to this file instead of stdout")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The yearly review: rank grid workers, grids and street centres by a versioned rule file, reproducibly."""
+    import re  # noqa: PLC0415
+
+    settings = _settings()
+    if not re.fullmatch(r"\d{4}(-\d{2})?", period):
+        _fail(BAD_INPUT, f"bad input: --period: {period!r} is not YYYY or YYYY-MM")
+    fmt = "json" if as_json else output_format
+    if fmt not in {"table", "csv", "json"}:
+        _fail(BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv or json")
+    try:
+        loaded = load_rules(rules)
+    except BadRules as error:
+        _fail(BAD_INPUT, f"bad input: {error}")
+    recorded = _moment("--as-of-recorded", as_of_recorded, settings)
+    occurred = _moment("--as-of-occurred", as_of_occurred, settings)
+    # Always from the store: the inputs digest covers the stored bytes (the topics carry no personal data).
+    with _store(settings) as opened:
+        result = run_review(opened.read, opened.store, period, loaded, settings.tz, as_of_recorded=recorded,
+                            as_of_occurred=occurred)  # fmt: skip
+    text = render(result, fmt)
+    if output is not None:
+        output.write_text(text, encoding="utf-8")
+        err.print(f"review of {period} written to {output} (rules {loaded.version}, position {result.last_position})",
+                  highlight=False)  # fmt: skip
+    else:
+        sys.stdout.write(text)
+
+
+# -- audit ------------------------------------------------------------------------------------------
+
+
+def audit(  # noqa: C901 - one command, two uses and three cut-offs
+    target: Annotated[str, typer.Argument(help="A case number, or 'verify' to check every chain in the store")],
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
+    personal_data: Annotated[
+        bool, typer.Option("--personal-data", help="Show the reporter's contact unmasked")
+    ] = False,
+    version: Annotated[int | None, typer.Option("--version", min=1, help="Up to this version of the case")] = None,
+    as_of_occurred: OccurredOpt = None,
+    as_of_recorded: RecordedOpt = None,
+) -> None:
+    """A case's full history (every event, actor, role, both clocks, state before and after), or 'verify'."""
+    settings = _settings()
+    if target == "verify":
+        _audit_verify(settings, as_json)
+        return
+    occurred = _moment("--as-of-occurred", as_of_occurred, settings)
+    recorded = _moment("--as-of-recorded", as_of_recorded, settings)
+    with _store(settings) as opened:
+        aggregate = case_id(target)
+        stored = list(opened.service.store.recorder.select_events(aggregate))
+        if not stored or "CaseReported" not in stored[0].topic:
+            _fail(REFUSED, f"refused: case {target} does not exist (command audit)")
+        with opened.store.connect() as connection:
+            links = links_of(connection, aggregate)
+            last = None if recorded is None else position_known_at(connection, recorded)
+    rows = history(stored, links)
+    keep = [
+        (event, row) for event, row in zip(stored, rows, strict=True)
+        if (version is None or row["version"] <= version)
+        and (occurred is None or datetime.fromisoformat(row["occurred_at"]) <= occurred)
+        and (last is None or (row["position"] is not None and row["position"] <= last))
+    ]  # fmt: skip
+    rows = [row for _, row in keep]
+    for row in rows:
+        reporter = row["data"].get("reporter")
+        if reporter and not personal_data:
+            row["data"]["reporter"] = mask_contact(reporter)
+    cut = version is not None or occurred is not None or recorded is not None
+    state = state_at([event for event, _ in keep]) if cut else None
+    if state is not None and not personal_data:
+        state.pop("reporter", None)
+    if as_json:
+        document: dict[str, Any] = {"case_number": target, "history": rows}
+        if cut:
+            document["as_of"] = {"version": version, "occurred": as_of_occurred, "recorded": as_of_recorded,
+                                 "state": state}  # fmt: skip
+        _emit(json.dumps(document, ensure_ascii=False, indent=2, default=str))
+        return
+    if as_csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([*COLUMNS, "data"])
+        for row in rows:
+            writer.writerow([*("" if row[c] is None else row[c] for c in COLUMNS),
+                             json.dumps(row["data"], ensure_ascii=False, sort_keys=True)])  # fmt: skip
+        sys.stdout.write(buffer.getvalue())
+        return
+    _print_history(target, rows, settings)
+    if state is not None:
+        table = Table(title=f"Case {target} as of the cut-off", title_justify="left", show_header=False)
+        table.add_column("field")
+        table.add_column("value", overflow="fold")
+        for key, value in state.items():
+            table.add_row(key, json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, dict | list)
+                          else ("—" if value is None else str(value)))  # fmt: skip
+        out.print(table)
+
+
+def _print_history(number: str, rows: list[dict[str, Any]], settings: Settings) -> None:
+    def local(text: str | None) -> str:
+        if text is None:
+            return "—"
+        return datetime.fromisoformat(text).astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    table = Table(title=f"Audit history of case {number} (district local time)", title_justify="left")
+    for column in ("pos", "v", "event", "actor", "occurred", "recorded", "committed", "state before", "state after"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        who = f"{row['role']}:{row['actor']}" + (f"@{row['unit']}" if row.get("unit") else "")
+        times = (local(row["occurred_at"]), local(row["recorded_at"]), local(row["committed_at"]))
+        table.add_row(str(row["position"] or "—"), str(row["version"]), row["event"], who, *times,
+                      row["state_before"], row["state_after"])  # fmt: skip
+    out.print(table)
+    out.print(f"case {number}: {len(rows)} events", highlight=False)
+
+
+def _audit_verify(settings: Settings, as_json: bool) -> None:
+    with _store(settings) as opened:
+        check = verify_chain(opened.read, opened.store, names=opened.live)
+    if as_json:
+        _emit(json.dumps({"intact": check.intact, "events": check.events, "last_position": check.last_position,
+                          "head": check.head,
+                          "broken": [{"position": b.position, "subject": b.subject, "version": b.version,
+                                      "problem": b.problem} for b in check.broken]},
+                         ensure_ascii=False))  # fmt: skip
+    elif check.intact:
+        out.print(f"chain intact: {check.events:,} events up to position {check.last_position}; head {check.head}",
+                  highlight=False)  # fmt: skip
+    else:
+        first = check.broken[0]
+        for broken in check.broken:
+            out.print(f"broken link at {broken}", markup=False, highlight=False)
+        line = (f"chain broken: first at position {first.position} ({first.subject}); "
+                f"{len(check.broken)} broken links in {check.events:,} events")  # fmt: skip
+        out.print(line, markup=False, highlight=False)
+    if not check.intact:
+        raise typer.Exit(FOUND)
+
+
+def _emit(text: str) -> None:
+    """A line for machines on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def _summary(as_json: bool, document: dict[str, Any], line: str) -> None:
+    if as_json:
+        _emit(json.dumps(document, ensure_ascii=False))
+    else:
+        out.print(line, highlight=False)
