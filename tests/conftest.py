@@ -95,3 +95,8 @@ def sqlite_app(sqlite_url: str) -> Iterator[Gridcase]:
 def utc(*args: int) -> datetime:
     """A UTC datetime, shorter to write in tests."""
     return datetime(*args, tzinfo=UTC)
+
+
+# A real Kafka-protocol broker per test and a simulated store built once per session (tests/kafka/support.py),
+# for the Kafka tests and the replays from the topics.
+from tests.kafka.support import _simulated_file, broker, broker_process, simulated  # noqa: E402, F401

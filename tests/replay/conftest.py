@@ -27,7 +27,3 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], st
     if request.param == "postgres":
         request.getfixturevalue("pg_server_url")
     return make
-
-
-# The broker and the simulated store of the Kafka tests, for replays from the topics.
-from tests.kafka.conftest import _simulated_file, broker, simulated  # noqa: E402, F401
