@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import typing
+from datetime import datetime
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -24,7 +26,8 @@ from domain.base import Role
 from domain.errors import UnknownReference
 from projections.intake_queries import intake_figures, period_days, possible_duplicates
 from projections.performance_queries import performance
-from projections.sql import deadletters
+from projections.sql import deadletters, make_engine
+from replay.review import BadRules, load_rules, render_csv, render_json, run_review
 
 router = APIRouter(prefix="/api/v1")
 
@@ -253,3 +256,49 @@ def dead_letters(request: Request, principal: Caller) -> Response:
     with runtime.engine.connect() as connection:
         rows = connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
         return json_response([dict(row) for row in rows])
+
+
+RULES = FilePath(__file__).resolve().parents[2] / "rules"
+
+
+@router.get("/reviews/{period}", tags=["reviews"])
+def review_report(
+    request: Request,
+    principal: Caller,
+    period: Annotated[str, Path(pattern=r"^\d{4}(-\d{2})?$", description="The year (or month) reviewed")],
+    rules: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Rule file under rules/, without .toml; default: the year"),
+    ] = None,
+    as_of_recorded: Annotated[
+        datetime | None, Query(description="Exactly what the system knew at this time (with its offset)")
+    ] = None,
+    output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> Response:
+    """The yearly review (auditors and administrators): the same bytes as ``gridcase review``."""
+    if principal.role not in {Role.AUDITOR, Role.ADMIN}:
+        raise forbidden(f"role {principal.role.value} may not read review reports")
+    name = rules or period[:4]
+    path = RULES / f"{name}.toml"
+    if not path.is_file():
+        raise ApiError(404, "not_found", f"no rule file rules/{name}.toml")
+    if as_of_recorded is not None and as_of_recorded.tzinfo is None:
+        raise ApiError(422, "bad_input", "bad input: as_of_recorded: give the time with its offset",
+                       [{"field": "as_of_recorded", "message": "needs an offset"}])  # fmt: skip
+    try:
+        loaded = load_rules(path)
+    except BadRules as error:
+        raise ApiError(422, "bad_input", f"bad input: {error}") from None
+    runtime = runtime_of(request)
+    recorder = runtime.service.store.recorder
+    store = make_engine(runtime.settings.database_url)
+    try:
+        result = run_review(
+            lambda after, limit: recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False),
+            store, period, loaded, runtime.settings.tz, as_of_recorded=as_of_recorded,
+        )  # fmt: skip
+    finally:
+        store.dispose()
+    if output == "csv":
+        return Response(render_csv(result), media_type="text/csv; charset=utf-8")
+    return Response(render_json(result), media_type="application/json")
