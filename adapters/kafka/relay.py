@@ -115,6 +115,8 @@ def last_positions(
 
 def _last_of_ours(consumer: KafkaConsumer, tp: TopicPartition, end: int, ours: Callable[[int, str], bool]) -> int:
     """The highest position of ours on a partition, looking back from its end in growing steps."""
+    if end == 0:
+        return 0  # empty (a broker that reports the start of the last batch still reports 1 or more if not)
     consumer.assign([tp])
     step = 1
     start = end
@@ -179,6 +181,7 @@ class Relay:
         self.source = source
         self.topics = sorted(set(TOPICS.values()))
         self._subjects: dict[str, str] = {}
+        self._partitions: dict[bytes, TopicPartition] = {}
         self._producer: KafkaProducer | None = None
         self._counts: dict[str, int] = {}
         self._done: dict[TopicPartition, int] = {}
@@ -299,7 +302,7 @@ class Relay:
             aggregate, name = split_topic(notification.topic)
             topic = kafka_topic(aggregate)
             key = _hex(notification.originator_id).encode()
-            tp = TopicPartition(topic, (murmur2(key) & 0x7FFFFFFF) % self._counts[topic])
+            tp = self._partition(topic, key)
             if self._done.get(tp, 0) >= notification.id:
                 stats.skipped += 1
                 continue
@@ -307,11 +310,21 @@ class Relay:
             futures.append(producer.send(topic, key=key, value=value, headers=headers, partition=tp.partition))
             stats.per_topic[topic] = stats.per_topic.get(topic, 0) + 1
             stats.published += 1
+        self._renew_lease()  # sending a large batch takes a while: hold on to the lease before waiting for it
         self._confirm(producer, futures)
         self._position = notifications[-1].id
         stats.position = self._position
         log.info("relayed", position=self._position, published=stats.published)
         return True
+
+    def _partition(self, topic: str, key: bytes) -> TopicPartition:
+        """Where Kafka's default partitioner puts a key (murmur2 is slow in Python: remembered per aggregate)."""
+        found = self._partitions.get(key)
+        if found is None:
+            if len(self._partitions) > _SUBJECTS_KEPT:
+                self._partitions.clear()
+            found = self._partitions[key] = TopicPartition(topic, (murmur2(key) & 0x7FFFFFFF) % self._counts[topic])
+        return found
 
     def _confirm(self, producer: KafkaProducer, futures: list[Any]) -> None:
         """Wait for every acknowledgement of the batch; on any failure, stop sending at once and raise.
@@ -358,7 +371,8 @@ class Relay:
             (POSITION_HEADER, str(notification.id).encode()),
             ("gridcase_recorded_at", str(state.get("timestamp", "")).encode()),
         ]
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        # Keys in the stored order (already sorted) with the added ones last: deterministic without sorting.
+        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
         return body, headers
 
     def subject(self, notification: Notification, state: dict[str, Any]) -> str:

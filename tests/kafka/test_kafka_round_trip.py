@@ -212,7 +212,8 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_projector_goes_o
 
 
 def test_a_second_relay_on_the_same_store_is_refused(sqlite_url: str, broker: str) -> None:
-    engine = Engine(sqlite_url, broker)
+    # A lease comfortably longer than one batch takes on a busy machine (the others use 2 s to restart fast).
+    engine = Engine(sqlite_url, broker, extra={"GRIDCASE_RELAY_LEASE_SECONDS": "10"})
     engine("load-reference")
     first = engine.start("relay", "--follow")
     try:
