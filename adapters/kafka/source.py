@@ -105,6 +105,12 @@ class KafkaSource:
                 self._last = wanted
                 return found
             unread = [tp for tp in self._partitions if not self._at_end(tp)]
+            if not any(not self._heads[tp] for tp in unread):
+                # No partition that could hold it next is waiting to be read: a stray may hide it further back.
+                found = self._take_behind_strays(wanted)
+                if found is not None:
+                    self._last = wanted
+                    return found
             if not unread:
                 if looked_again:
                     return None  # every partition is read to its end: the topics stop before ``wanted``
@@ -115,17 +121,18 @@ class KafkaSource:
             self._fill()
 
     def _take(self, wanted: int) -> ConsumerRecord | None:
-        """Take the record of position ``wanted`` from the buffers, dropping what cannot come before it."""
+        """Take the record of position ``wanted`` if it heads a partition's buffer."""
         for queue in self._heads.values():
             while queue and _position(queue[0]) < wanted:
                 queue.popleft()  # not an event (-1), or a position handed out already (a re-publication)
                 self.skipped += 1
-            if not queue:
-                continue
-            if _position(queue[0]) == wanted:
+            if queue and _position(queue[0]) == wanted:
                 return queue.popleft()
-            # Positions only grow along a partition; a record out of that order is a stray that would hide
-            # the events behind it.
+        return None
+
+    def _take_behind_strays(self, wanted: int) -> ConsumerRecord | None:
+        """Positions only grow along a partition: records before ``wanted`` in a buffer are strays; drop them."""
+        for queue in self._heads.values():
             for index, record in enumerate(queue):
                 if _position(record) == wanted:
                     for _ in range(index):
