@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tests.e2e.test_cli import seed
+from tests.e2e.test_write_cli import seed
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli

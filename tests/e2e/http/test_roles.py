@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.http.test_lifecycle import file_complaint, post
+from tests.e2e.http.test_lifecycle import file_complaint, post
 from tests.support import CATEGORY, OTHER_GRID
 
 if TYPE_CHECKING:
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 
 def refused(api: Api, who: str | None, path: str, *, json: Any = None, data: Any = None,

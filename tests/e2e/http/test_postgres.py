@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.http.conftest import serving
-from tests.http.test_lifecycle import file_complaint, post
+from tests.e2e.http.conftest import serving
+from tests.e2e.http.test_lifecycle import file_complaint, post
 from tests.support import CATEGORY, GRID
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from adapters.http.openapi import PATH, document, render
 
 if TYPE_CHECKING:
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 
 def test_the_committed_document_matches_the_apps() -> None:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from tests.support import CATEGORY, GRID
 
 if TYPE_CHECKING:
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 REPORTER_NAME, REPORTER_PHONE = "王女士", "13912345678"
 

@@ -18,7 +18,7 @@ from tests.support import CATEGORY, GRID, OTHER_GRID
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 SOUTH, WEST, NORTH, EAST = DISTRICT_BOUNDS
 

@@ -155,7 +155,7 @@ def test_deleting_the_last_stored_event_is_seen_too(store: Store) -> None:
 
 
 def test_deleting_a_report_still_names_the_case(store: Store, database_url: str) -> None:
-    from tests.replay.test_rebuild import catch_up, live_runner  # noqa: PLC0415
+    from tests.integration.replay.test_rebuild import catch_up, live_runner  # noqa: PLC0415
 
     number = full_life(store.app)
     catch_up(live_runner(store.app, store.engine))  # the case-status read model knows the number

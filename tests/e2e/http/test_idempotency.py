@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from tests.http.test_lifecycle import file_complaint
+from tests.e2e.http.test_lifecycle import file_complaint
 from tests.support import CATEGORY, GRID
 
 if TYPE_CHECKING:
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 FORM = {"service_code": CATEGORY, "description": "路灯不亮 street light out", "attribute[grid]": GRID}
 

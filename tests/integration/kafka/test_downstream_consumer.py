@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from tests.kafka.support import Engine, headers, topic_messages
+from tests.integration.kafka.support import Engine, headers, topic_messages
 
 pytestmark = pytest.mark.slow
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"

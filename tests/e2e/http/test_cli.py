@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from tests.e2e.conftest import GRIDCASE, Cli
-from tests.http.conftest import _free_socket, seed
+from tests.e2e.http.conftest import _free_socket, seed
 
 if TYPE_CHECKING:
     from pathlib import Path

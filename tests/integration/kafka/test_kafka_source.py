@@ -18,7 +18,7 @@ from projections.performance import Performance
 from projections.runner import Runner
 from projections.sql import make_engine
 from tests.conftest import make_settings
-from tests.kafka.support import Engine, read_models
+from tests.integration.kafka.support import Engine, read_models
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from adapters.kafka.published import DEADLETTER_TOPIC
 from tests.conftest import _fresh_database
-from tests.kafka.support import GRIDCASE, Engine, headers, read_models, simulate, topic_messages
+from tests.integration.kafka.support import GRIDCASE, Engine, headers, read_models, simulate, topic_messages
 
 if TYPE_CHECKING:
     from collections.abc import Callable

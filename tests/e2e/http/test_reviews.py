@@ -8,11 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.http.test_roles import refused
+from tests.e2e.http.test_roles import refused
 from tests.support import T0
 
 if TYPE_CHECKING:
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 GRIDCASE = Path(sys.executable).parent / "gridcase"
 YEAR = str(T0.year)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.kafka.support import Engine, read_models
+from tests.integration.kafka.support import Engine, read_models
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 from adapters.service import Gridcase
 from tests.conftest import make_settings
 from tests.e2e.conftest import Cli
-from tests.replay.test_audit import full_life
+from tests.integration.replay.test_audit import full_life
 from tests.support import seed_small_district
 
 RULES = str(Path(__file__).resolve().parents[2] / "rules" / "2021.toml")

@@ -15,7 +15,7 @@ from adapters.http.openapi import PATH
 if TYPE_CHECKING:
     from schemathesis import BaseSchema, Case
 
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 #: Every operation of the committed document (a test checks it is the app's own).
 OPERATIONS = [

@@ -8,11 +8,11 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from tests.http.test_lifecycle import file_complaint, post
+from tests.e2e.http.test_lifecycle import file_complaint, post
 from tests.support import CATEGORY
 
 if TYPE_CHECKING:
-    from tests.http.conftest import Api
+    from tests.e2e.http.conftest import Api
 
 
 def test_a_domain_refusal_is_409_with_the_domains_message(api: Api) -> None:
