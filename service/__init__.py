@@ -1,0 +1,1 @@
+"""The application layer: command handlers per aggregate, a unit of work, number issuing."""
