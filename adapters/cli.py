@@ -7,6 +7,7 @@ prints one line on stderr naming what was wrong.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
@@ -21,15 +22,14 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from adapters.bootstrap import BadSettings, bootstrap, describe, settings_from_environment
 from adapters.http.cli import serve, token_app
-from adapters.logging import configure_logging
 from adapters.replay_cli import register as register_replay
-from adapters.service import BadInput, ConcurrentChange, Gridcase, Result
 from adapters.settings import Settings
-from domain.case import case_id
 from domain.commands import COMMANDS
 from domain.errors import DomainError
 from domain.numbers import format_number
+from service import BadInput, ConcurrentChange, Result, Service
 
 # Piped output is read by people in logs and CI too: do not squeeze tables into 80 columns.
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -85,25 +85,14 @@ Reason = Annotated[str, typer.Option("--reason", help="Why.")]
 
 def _settings() -> Settings:
     try:
-        settings = Settings()
-    except ValidationError as error:
-        _fail(Exit.BAD_INPUT, f"bad setting: {_describe(error)}")
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+        return settings_from_environment()
+    except BadSettings as error:
+        _fail(Exit.BAD_INPUT, f"bad setting: {error}")
 
 
 def _fail(code: Exit, message: str) -> NoReturn:
     err.print(message, markup=False, highlight=False)
     raise typer.Exit(int(code))
-
-
-def _describe(error: ValidationError) -> str:
-    """One line naming each wrong field."""
-    parts = []
-    for problem in error.errors()[:5]:
-        where = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-"))
-        parts.append(f"{where}: {problem['msg']}" if where else problem["msg"])
-    return "; ".join(parts)
 
 
 def _local(text: str | None, settings: Settings) -> str | None:
@@ -121,19 +110,19 @@ def _local(text: str | None, settings: Settings) -> str | None:
 
 @contextmanager
 def _service(settings: Settings) -> Any:
-    service = Gridcase(settings)
+    engine = bootstrap(settings)
     try:
-        yield service
+        yield engine.service
     finally:
-        service.close()
+        engine.close()
 
 
-def execute(service: Gridcase, fields: dict[str, Any]) -> tuple[Exit, Result | str]:
+def execute(service: Service, fields: dict[str, Any]) -> tuple[Exit, Result | str]:
     """Validate and handle one command given as plain fields; the outcome and its result or reason."""
     try:
         command = COMMANDS.validate_python(fields)
     except ValidationError as error:
-        return Exit.BAD_INPUT, f"bad input: {_describe(error)}"
+        return Exit.BAD_INPUT, f"bad input: {describe(error)}"
     try:
         return Exit.OK, service.handle(command)
     except DomainError as error:
@@ -563,16 +552,15 @@ def _report_line(line_number: int, code: Exit, result: Result | str, as_json: bo
 
 @contextmanager
 def _read_side(settings: Settings, *, catch_up: bool = True) -> Any:
-    from adapters.read_side import ReadSide  # noqa: PLC0415
-
-    with _service(settings) as service:
-        read = ReadSide(settings, service)
-        try:
-            if catch_up:
-                read.catch_up()
-            yield read
-        finally:
-            read.close()
+    engine = bootstrap(settings)
+    read = engine.read_side()
+    try:
+        if catch_up:
+            read.catch_up()
+        yield read
+    finally:
+        read.close()
+        engine.close()
 
 
 def _cell(value: Any) -> str:
@@ -658,10 +646,9 @@ def project(
     if source is Source.KAFKA:
         _project_from_kafka(settings, _member(member), min(batch_size, 10_000), follow, stopping, progress, as_json)
         return
-    from adapters.read_side import ReadSide  # noqa: PLC0415
-
-    with _service(settings) as service:
-        read = ReadSide(settings, service, batch_size=batch_size)
+    engine = bootstrap(settings)
+    with contextlib.closing(engine):
+        read = engine.read_side(batch_size=batch_size)
         try:
             if follow:
                 stats = read.runner.follow(stop=lambda: bool(stopping), progress=progress)
@@ -687,10 +674,10 @@ def _project_from_kafka(settings: Settings, member: tuple[int, int], batch_size:
                         stopping: list[bool], progress: Any, as_json: bool) -> None:  # fmt: skip
     from kafka.errors import KafkaError  # noqa: PLC0415
 
-    from adapters.kafka.wiring import KafkaNotConfiguredError, make_kafka_projector  # noqa: PLC0415
+    from adapters.kafka.wiring import KafkaNotConfiguredError  # noqa: PLC0415
 
     try:
-        projector = make_kafka_projector(settings, member=member, batch_size=batch_size)
+        projector = bootstrap(settings).kafka_projector(member=member, batch_size=batch_size)
     except KafkaNotConfiguredError as error:
         _fail(Exit.BAD_INPUT, f"bad setting: {error}")
     try:
@@ -731,7 +718,7 @@ def relay(
     from kafka.errors import KafkaError  # noqa: PLC0415
 
     from adapters.kafka.relay import RelayFailedError, RelayRunningError  # noqa: PLC0415
-    from adapters.kafka.wiring import KafkaNotConfiguredError, make_relay  # noqa: PLC0415
+    from adapters.kafka.wiring import KafkaNotConfiguredError  # noqa: PLC0415
 
     settings = _settings()
     stopping: list[bool] = []
@@ -741,9 +728,9 @@ def relay(
         if not as_json:
             err.print(f"relayed to position {stats.position}: {stats.published} published", highlight=False)
 
-    with _service(settings) as service:
+    with contextlib.closing(bootstrap(settings)) as engine:
         try:
-            publisher = make_relay(settings, service, batch_size=batch_size)
+            publisher = engine.relay(batch_size=batch_size)
         except KafkaNotConfiguredError as error:
             _fail(Exit.BAD_INPUT, f"bad setting: {error}")
         try:
@@ -942,7 +929,7 @@ def deadletters_command(
 REFERENCE_AT = "2021-01-01T00:00:00+08:00"
 
 
-def _load_reference(service: Gridcase, as_json: bool) -> dict[str, int]:
+def _load_reference(service: Service, as_json: bool) -> dict[str, int]:
     from rich.progress import Progress  # noqa: PLC0415
 
     from adapters.reference import load_reference_district  # noqa: PLC0415
@@ -1008,7 +995,7 @@ def simulate(
     config = SimulationConfig(days=days, seed=seed, start=first, grids=grids, intensity=intensity, rate=rate)
     with _service(settings) as service:
         _load_reference(service, as_json)
-        if once and service.store.exists(case_id(format_number(settings.case_prefix, first, 1))):
+        if once and service.case_exists(format_number(settings.case_prefix, first, 1)):
             out.print(f"{first} has cases already: not simulating again (--once)", highlight=False)
             return
         world = World(reference_commands(datetime.fromisoformat(REFERENCE_AT)), grids)

@@ -57,8 +57,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from uuid import UUID
 
-    from adapters.service import Gridcase
     from domain.commands import AnyCommand
+    from service import Service as Gridcase
 
 #: Every reference command is issued by this actor.
 LOADER = ActorRef(id="reference-loader", role=Role.SYSTEM)

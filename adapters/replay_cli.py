@@ -18,19 +18,18 @@ from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from adapters.logging import configure_logging
-from adapters.service import Gridcase, mask_contact
-from adapters.settings import Settings
+from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
 from domain.case import case_id
+from projections.catalogue import FACTORIES, make_projections
 from projections.sql import make_engine
 from replay.audit import COLUMNS, history, links_of, state_at, verify_chain
-from replay.build import FACTORIES, build, make_projections, outdated, rebuild, verify
+from replay.build import build, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
 from replay.source import occurred_by, position_known_at, up_to_position
+from service import mask_contact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -38,6 +37,8 @@ if TYPE_CHECKING:
     from eventsourcing.persistence import Notification
     from sqlalchemy import Engine
 
+    from adapters.bootstrap import Engine as GridcaseEngine
+    from adapters.settings import Settings
     from replay.source import Reader
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
@@ -77,11 +78,9 @@ def _fail(code: int, message: str) -> NoReturn:
 
 def _settings() -> Settings:
     try:
-        settings = Settings()
-    except ValidationError as error:
-        _fail(BAD_INPUT, f"bad setting: {error.errors()[0]['msg']}")
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+        return settings_from_environment()
+    except BadSettings as error:
+        _fail(BAD_INPUT, f"bad setting: {error}")
 
 
 def _moment(option: str, text: str | None, settings: Settings) -> datetime | None:
@@ -99,7 +98,7 @@ def _moment(option: str, text: str | None, settings: Settings) -> datetime | Non
 class _Opened:
     """The store, its database (chain and commit clock), the read models' database, and the event source."""
 
-    service: Gridcase
+    parts: GridcaseEngine
     store: Engine
     live: Engine
     read: Reader
@@ -111,14 +110,13 @@ def _store(settings: Settings, source: str = "store") -> Iterator[_Opened]:
         _fail(BAD_INPUT, f"bad input: --from: {source!r} is not store or kafka")
     if source == "kafka" and not settings.kafka_enabled:
         _fail(BAD_INPUT, "bad input: --from kafka: set GRIDCASE_KAFKA_BOOTSTRAP_SERVERS")
-    service = Gridcase(settings)
+    parts = bootstrap(settings)
     store = make_engine(settings.database_url)
     live = make_engine(settings.read_url) if settings.read_url != settings.database_url else store
-    recorder = service.store.recorder
     topics = None
 
     def read(after: int, limit: int) -> list[Notification]:
-        return list(recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False))
+        return list(parts.reader.read(after, limit))
 
     if source == "kafka":
         from adapters.kafka.relay import kafka_config  # noqa: PLC0415 - only replays from Kafka need a client
@@ -126,13 +124,13 @@ def _store(settings: Settings, source: str = "store") -> Iterator[_Opened]:
 
         topics = KafkaSource(kafka_config(settings.kafka_bootstrap_servers, settings.kafka_client_id))
     try:
-        yield _Opened(service, store, live, topics or read)
+        yield _Opened(parts, store, live, topics or read)
     finally:
         if topics is not None:
             topics.close()
         live.dispose()
         store.dispose()
-        service.close()
+        parts.close()
 
 
 def _store_fed(settings: Settings) -> None:
@@ -352,7 +350,7 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
     recorded = _moment("--as-of-recorded", as_of_recorded, settings)
     with _store(settings) as opened:
         aggregate = case_id(target)
-        stored = list(opened.service.store.recorder.select_events(aggregate))
+        stored = list(opened.parts.reader.events_of(aggregate))
         if not stored or "CaseReported" not in stored[0].topic:
             _fail(REFUSED, f"refused: case {target} does not exist (command audit)")
         with opened.store.connect() as connection:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
     from zoneinfo import ZoneInfo
 
-    from adapters.service import Gridcase
+    from service import Service as Gridcase
 
 CHANNEL_MIX = (("hotline", 45), ("window", 17), ("app", 15), ("wechat", 15), ("letter_visit", 4), ("supervision", 4))
 #: Relative weight of each category group by month (1..12): heating in winter, garbage and noise in summer.

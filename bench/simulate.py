@@ -18,11 +18,11 @@ import uuid
 from datetime import date, datetime
 from pathlib import Path
 
+from adapters.service import Gridcase
 from eventsourcing.persistence import StoredEvent
 
 from adapters.logging import configure_logging
 from adapters.reference import load_reference_district, reference_commands
-from adapters.service import Gridcase
 from adapters.settings import Settings
 from adapters.simulator import SimulationConfig, Simulator, World
 

@@ -33,9 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, delete, event, select
 
-from projections.case_status import CaseStatus
-from projections.intake import Intake
-from projections.performance import Performance
+from projections.catalogue import FACTORIES, make_projections
 from projections.runner import Runner, RunStats
 from projections.sql import deadletters, make_engine, positions, upsert
 from replay.source import up_to_position
@@ -50,11 +48,6 @@ if TYPE_CHECKING:
     from replay.source import Reader
 
 #: Every projection by name, as a factory (a projection holds batch state: each build gets fresh ones).
-FACTORIES: dict[str, Callable[[tzinfo], Projection]] = {
-    "case_status": lambda _tz: CaseStatus(),
-    "performance": Performance,
-    "intake": Intake,
-}
 
 replay_metadata = MetaData()
 #: The code version of each projection the live tables were built by (no row: version 1, the first).
@@ -67,13 +60,6 @@ projection_versions = Table(
 )
 
 
-def make_projections(names: Sequence[str], tz: tzinfo) -> list[Projection]:
-    """Fresh projections by name; an unknown name is bad input."""
-    unknown = [name for name in names if name not in FACTORIES]
-    if unknown:
-        msg = f"unknown projection {', '.join(unknown)} (known: {', '.join(FACTORIES)})"
-        raise ValueError(msg)
-    return [FACTORIES[name](tz) for name in names]
 
 
 # -- scratch tables ---------------------------------------------------------------------

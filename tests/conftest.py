@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from adapters.logging import configure_logging
-from adapters.service import Gridcase
 from adapters.settings import Settings
+from tests.support import App, make_app
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,17 +77,17 @@ def make_settings(database_url: str) -> Settings:
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Gridcase]:
+def app(database_url: str) -> Iterator[App]:
     """The application service on a fresh database of each backend."""
-    service = Gridcase(make_settings(database_url))
+    service = make_app(make_settings(database_url))
     yield service
     service.close()
 
 
 @pytest.fixture
-def sqlite_app(sqlite_url: str) -> Iterator[Gridcase]:
+def sqlite_app(sqlite_url: str) -> Iterator[App]:
     """The application service on a fresh SQLite file only (for fast tests)."""
-    service = Gridcase(make_settings(sqlite_url))
+    service = make_app(make_settings(sqlite_url))
     yield service
     service.close()
 
@@ -97,6 +97,6 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-# A real Kafka-protocol broker per test and a simulated store built once per session (tests/integration/kafka/support.py),
-# for the Kafka tests and the replays from the topics.
+# A real Kafka-protocol broker per test and a simulated store built once per session, for the Kafka tests
+# and the replays from the topics: see tests/integration/kafka/support.py.
 from tests.integration.kafka.support import _simulated_file, broker, broker_process, simulated  # noqa: E402, F401

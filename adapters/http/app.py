@@ -16,9 +16,7 @@ from adapters.http.errors import ApiError, describe, error_response, field_probl
 from adapters.http.runtime import Runtime
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-    from adapters.settings import Settings
+    from collections.abc import AsyncIterator, Callable
 
 #: Worker threads for request handlers.
 THREADS = 4
@@ -37,14 +35,20 @@ gridcase's HTTP API (docs/http.md).
 """
 
 
-def create_app(settings: Settings, *, follow: bool = True, runtime: Runtime | None = None) -> FastAPI:
-    """The API over the configured database; ``follow`` runs the projections in a background thread."""
+def create_app(make_runtime: Callable[[], Runtime] | None = None, *, runtime: Runtime | None = None) -> FastAPI:
+    """The API over the runtime ``make_runtime`` builds at start-up (or a given one).
+
+    Built without either, the app serves nothing but answers for its OpenAPI document.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Made at start-up, not here: building the app (e.g. for its OpenAPI document) touches no database.
         if runtime is None:
-            app.state.runtime = Runtime(settings, follow=follow)
+            if make_runtime is None:
+                msg = "create_app needs a runtime to serve"
+                raise RuntimeError(msg)
+            app.state.runtime = make_runtime()
         # Writes go one at a time (runtime.WriteGate): a few threads keep the queue full; forty only fight
         # over the interpreter lock.
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS

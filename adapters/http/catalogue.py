@@ -29,7 +29,7 @@ from eventsourcing.utils import get_topic
 from domain.registry import Category, OrgUnit
 
 if TYPE_CHECKING:
-    from eventsourcing.persistence import ApplicationRecorder
+    from adapters.store import StoreReader
 
 #: The district's bounding box (Qingdao Shinan, WGS84): south, west, north, east.
 DISTRICT_BOUNDS = (36.040, 120.300, 36.100, 120.450)
@@ -53,8 +53,8 @@ class Unit:
 class Catalogue:
     """Categories and org units from the registry's events."""
 
-    def __init__(self, recorder: ApplicationRecorder) -> None:
-        self.recorder = recorder
+    def __init__(self, reader: StoreReader) -> None:
+        self.reader = reader
         self.categories: dict[str, dict[str, Any]] = {}
         self.units: dict[str, Unit] = {}
         self._base_grids: list[str] = []
@@ -63,16 +63,14 @@ class Catalogue:
 
     def refresh(self) -> None:
         """Read the registry events recorded since the last look."""
-        top = self.recorder.max_notification_id() or 0
+        top = self.reader.last_position()
         if top <= self._seen:
             return
         with self._lock:
             start = self._seen
             changed = False
             while start < top:
-                found = self.recorder.select_notifications(
-                    start=start, limit=_PAGE, stop=top, topics=_TOPICS, inclusive_of_start=False
-                )
+                found = self.reader.read(start, _PAGE, stop=top, topics=_TOPICS)
                 for notification in found:
                     self._fold(notification.topic, json.loads(notification.state))
                     changed = True

@@ -9,10 +9,9 @@ import json
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from adapters.logging import configure_logging
+from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
 from adapters.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,11 +33,9 @@ def _fail(message: str) -> NoReturn:
 
 def _settings() -> Settings:
     try:
-        settings = Settings()
-    except ValidationError as error:
-        _fail(f"bad setting: {error.errors()[0]['msg']}")
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
+        return settings_from_environment()
+    except BadSettings as error:
+        _fail(f"bad setting: {error}")
 
 
 def _engine(settings: Settings) -> Engine:
@@ -60,12 +57,10 @@ def serve(
     """Serve the HTTP API (Open311 and native) with the projections following the store in-process."""
     import uvicorn  # noqa: PLC0415
 
-    from adapters.http.app import create_app  # noqa: PLC0415
-
     settings = _settings()
     if settings.sqlite_path is not None and str(settings.sqlite_path) != ":memory:":
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings, follow=projections)
+    app = bootstrap(settings).http_app(follow=projections)
     out.print(
         f"serving the gridcase API on http://{host}:{port} (Open311 at /open311/v2/services.json, native at "
         f"/api/v1, OpenAPI at /openapi.json, docs at /docs); database {settings.database_url}; Ctrl-C stops. "
@@ -111,24 +106,16 @@ def token_create(
 
 def _check_actor(settings: Settings, role: object, actor: str, unit: str | None) -> None:
     """A grid worker's token names a registered worker; a department handler's, a department."""
-    from adapters.service import Gridcase  # noqa: PLC0415
     from domain.base import Role  # noqa: PLC0415
-    from domain.registry import OrgKind, OrgUnit, org_unit_id, worker_id  # noqa: PLC0415
 
-    service = Gridcase(settings)
+    engine = bootstrap(settings)
     try:
-        if role is Role.GRID_WORKER and not service.store.exists(worker_id(actor)):
+        if role is Role.GRID_WORKER and not engine.service.worker_registered(actor):
             _fail(f"bad input: actor: no worker {actor!r} in the registry")
-        if unit is not None:
-            from adapters.service import replay_events  # noqa: PLC0415
-
-            found = service.store.exists(org_unit_id(unit)) and service.store.repository.get(
-                org_unit_id(unit), projector_func=replay_events
-            )
-            if not isinstance(found, OrgUnit) or found.kind is not OrgKind.DEPARTMENT:
-                _fail(f"bad input: unit: no department {unit!r} in the registry")
+        if unit is not None and not engine.service.is_department(unit):
+            _fail(f"bad input: unit: no department {unit!r} in the registry")
     finally:
-        service.close()
+        engine.close()
 
 
 @token_app.command("revoke")

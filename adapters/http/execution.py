@@ -16,19 +16,19 @@ from pydantic import ValidationError
 from adapters.http.auth import roles_for
 from adapters.http.errors import ApiError, describe, field_problems
 from adapters.http.idempotency import MAX_KEY_LENGTH, KeyInFlight, KeyReused, Stored, request_hash
-from adapters.service import BadInput, ConcurrentChange
 from domain import commands as c
 from domain.base import Role
 from domain.case import HandlerKind
 from domain.commands import COMMANDS
 from domain.errors import CommandRefused, DomainError, UnknownReference
+from service import BadInput, ConcurrentChange
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from adapters.http.auth import Principal
     from adapters.http.runtime import Runtime
-    from adapters.service import Result
+    from service import Result
 
 #: Domain rules about who may act: refused as 403 like the API's own role checks.
 PERMISSION_RULES = frozenset(

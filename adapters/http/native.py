@@ -290,11 +290,10 @@ def review_report(
     except BadRules as error:
         raise ApiError(422, "bad_input", f"bad input: {error}") from None
     runtime = runtime_of(request)
-    recorder = runtime.service.store.recorder
     store = make_engine(runtime.settings.database_url)
     try:
         result = run_review(
-            lambda after, limit: recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False),
+            runtime.reader.read,
             store, period, loaded, runtime.settings.tz, as_of_recorded=as_of_recorded,
         )  # fmt: skip
     finally:

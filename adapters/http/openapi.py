@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from adapters.http.app import create_app
-from adapters.settings import Settings
 
 PATH = Path(__file__).resolve().parents[2] / "schemas" / "openapi.json"
 
 
 def document() -> dict[str, Any]:
     """The OpenAPI document the app serves at /openapi.json."""
-    return create_app(Settings(database_url="sqlite:///:memory:")).openapi()
+    return create_app().openapi()
 
 
 def render(doc: dict[str, Any]) -> str:

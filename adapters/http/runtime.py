@@ -7,25 +7,21 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy import func, select
 
 from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.idempotency import IdempotencyStore
 from adapters.http.tables import create_tables
-from adapters.read_side import ReadSide
-from adapters.service import Gridcase, replay_events
-from domain.registry import Worker, worker_id
 from projections.runner import LeaseHeld
 from projections.sql import positions
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from adapters.service import Result
-    from adapters.settings import Settings
+    from adapters.bootstrap import Engine
     from domain.commands import AnyCommand
+    from service import Result
 
 log = structlog.get_logger("gridcase.http")
 
@@ -77,18 +73,21 @@ class WriteGate:
 
 
 class Runtime:
-    """The engine behind the API: commands go to :class:`Gridcase`, queries to the read models."""
+    """The engine behind the API: commands go to the service, queries to the read models."""
 
-    def __init__(self, settings: Settings, *, follow: bool = True) -> None:
+    def __init__(self, engine: Engine, *, follow: bool = True) -> None:
+        settings = engine.settings
         self.settings = settings
-        self.service = Gridcase(settings)
-        self.read = ReadSide(settings, self.service, batch_size=FOLLOW_BATCH)
+        self.parts = engine
+        self.service = engine.service
+        self.reader = engine.reader
+        self.read = engine.read_side(batch_size=FOLLOW_BATCH)
         self.engine = self.read.engine
         create_tables(self.engine)
         self.gate = WriteGate(serialise=settings.sqlite_path is not None)
         self.tokens = TokenStore(self.engine)
         self.idempotency = IdempotencyStore(self.engine, self.gate)
-        self.catalogue = Catalogue(self.service.store.recorder)
+        self.catalogue = Catalogue(engine.reader)
         # With Kafka-fed projections, projector processes keep the read models; this process only reads them.
         self.follow = follow and settings.projections_source == "store"
         self._stop = threading.Event()
@@ -107,10 +106,9 @@ class Runtime:
     def _follow(self) -> None:
         """Catch up, wait a moment, again; the projections' writes queue with the commands' at the gate."""
         runner = self.read.runner
-        recorder = self.service.store.recorder
         reached = -1
         while not self._stop.is_set():
-            top = recorder.max_notification_id() or 0
+            top = self.reader.last_position()
             if top == reached:  # nothing new: do not take the gate (nor renew leases) for nothing
                 self._stop.wait(FOLLOW_POLL)
                 continue
@@ -136,7 +134,7 @@ class Runtime:
             except Exception:  # noqa: BLE001 - shutting down anyway
                 log.warning("could not release the projection leases")
         self.read.close()
-        self.service.close()
+        self.parts.close()
 
     # -- commands and queries ---------------------------------------------------
 
@@ -153,7 +151,7 @@ class Runtime:
             with self.gate:
                 self.read.catch_up()
             return True
-        target = self.service.store.recorder.max_notification_id() or 0
+        target = self.reader.last_position()
         deadline = time.monotonic() + timeout
         query = select(func.min(positions.c.position)).where(positions.c.name.in_(self._names))
         while True:
@@ -167,10 +165,4 @@ class Runtime:
 
     def worker_grids(self, code: str) -> set[str]:
         """The grids a worker is assigned to now (none for an unknown worker)."""
-        try:
-            worker = self.service.store.repository.get(worker_id(code), projector_func=replay_events)
-        except AggregateNotFoundError:
-            return set()
-        if not isinstance(worker, Worker):
-            return set()
-        return set(worker.assignments)
+        return self.service.worker_grids(code)

@@ -6,18 +6,14 @@ from typing import TYPE_CHECKING
 
 from adapters.kafka.consumer import KafkaProjector
 from adapters.kafka.relay import Relay, kafka_config
-from projections.case_status import CaseStatus
-from projections.intake import Intake
-from projections.performance import Performance
 from projections.sql import make_engine
 
 if TYPE_CHECKING:
-    from uuid import UUID
+    from collections.abc import Sequence
 
-    from eventsourcing.persistence import StoredEvent
-
-    from adapters.service import Gridcase
     from adapters.settings import Settings
+    from adapters.store import StoreReader
+    from projections.base import Projection
 
 
 class KafkaNotConfiguredError(RuntimeError):
@@ -31,17 +27,11 @@ def _config(settings: Settings) -> dict[str, object]:
     return kafka_config(settings.kafka_bootstrap_servers, settings.kafka_client_id)
 
 
-def make_relay(settings: Settings, service: Gridcase, *, batch_size: int = 5_000) -> Relay:
-    """The relay over the service's store."""
-    recorder = service.store.recorder
-
-    def first_event(originator_id: UUID) -> StoredEvent | None:
-        found = recorder.select_events(originator_id, limit=1)
-        return found[0] if found else None
-
+def make_relay(settings: Settings, reader: StoreReader, *, batch_size: int = 5_000) -> Relay:
+    """The relay over the store this reader reads."""
     return Relay(
-        lambda after, limit: recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False),
-        first_event,
+        reader.read,
+        reader.first_event,
         _config(settings),
         partitions=settings.kafka_partitions,
         batch_size=batch_size,
@@ -52,13 +42,14 @@ def make_relay(settings: Settings, service: Gridcase, *, batch_size: int = 5_000
 
 
 def make_kafka_projector(
-    settings: Settings, *, member: tuple[int, int] = (0, 1), batch_size: int = 10_000
+    settings: Settings, projections: Sequence[Projection], *, member: tuple[int, int] = (0, 1),
+    batch_size: int = 10_000,
 ) -> KafkaProjector:
-    """The three read models, fed from the topics, in the read models' database."""
+    """The read models, fed from the topics, in the read models' database."""
     return KafkaProjector(
         make_engine(settings.read_url),
         _config(settings),
-        [CaseStatus(), Performance(settings.tz), Intake(settings.tz)],
+        projections,
         member=member,
         batch_size=batch_size,
         partitions=settings.kafka_partitions,

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.service import Gridcase
 from tests.conftest import make_settings
 from tests.e2e.conftest import Cli
 from tests.integration.replay.test_audit import full_life
-from tests.support import seed_small_district
+from tests.support import make_app, seed_small_district
 
 RULES = str(Path(__file__).resolve().parents[2] / "rules" / "2021.toml")
 
@@ -21,7 +20,7 @@ RULES = str(Path(__file__).resolve().parents[2] / "rules" / "2021.toml")
 def filled(tmp_path: Path) -> tuple[Cli, str, Path]:
     """The CLI on a store with the small district and two closed cases; the first case's number."""
     path = tmp_path / "gridcase.db"
-    app = Gridcase(make_settings(f"sqlite:///{path}"))
+    app = make_app(make_settings(f"sqlite:///{path}"))
     seed_small_district(app)
     number = full_life(app)
     full_life(app)

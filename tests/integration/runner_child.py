@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from adapters.logging import configure_logging
-from adapters.service import Gridcase
 from adapters.settings import Settings
 from projections.case_status import CaseStatus
 from projections.runner import LeaseHeld, Runner
 from projections.sql import make_engine
+from tests.support import make_app
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging("console", "warning")
 
-    app = Gridcase(Settings(database_url=args.database_url, timezone="Asia/Shanghai"))
+    app = make_app(Settings(database_url=args.database_url, timezone="Asia/Shanghai"))
     recorder = app.store.recorder
 
     def read(after: int, limit: int) -> list:  # type: ignore[type-arg]

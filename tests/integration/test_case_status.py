@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
-    from adapters.service import Gridcase
+    from tests.support import App
 
 LEVELS = ("community", "street", "district")
 #: DESIGN.md's lifecycle table: the state after each event (events not listed leave the state as it was).
@@ -216,7 +216,7 @@ def folded_events(folded: dict[str, Folded], number: str) -> list[str]:
 # -- generated histories ----------------------------------------------------------------------
 
 
-def generated_history(data: st.DataObject, folder: str, *, with_sentinel: bool) -> tuple[Gridcase, Engine, Any]:
+def generated_history(data: st.DataObject, folder: str, *, with_sentinel: bool) -> tuple[App, Engine, Any]:
     """A generated history, projected part way and then fully; the caller closes app and engine."""
     url = f"sqlite:///{Path(folder) / 'gridcase.db'}"
     app = open_world(url)
@@ -234,7 +234,7 @@ def generated_history(data: st.DataObject, folder: str, *, with_sentinel: bool) 
     return app, engine, simulation
 
 
-def parked_then_escalated(app: Gridcase) -> str:
+def parked_then_escalated(app: App) -> str:
     """A case parked 10 h under its first dispatch, then escalated and dispatched again (resolve-by 2 June 22:10)."""
     number = str(run(app, command="case.report", actor=OPERATOR, at=local(1, 10), channel="hotline", category=CATEGORY,
                      grid=GRID, description="井盖破损 broken cover")["case_number"])  # fmt: skip
@@ -312,7 +312,7 @@ def test_a_case_parked_under_an_earlier_dispatch_is_overdue_on_the_clock_of_the_
 # -- the contract: one fixed scenario on SQLite and PostgreSQL -------------------------------------
 
 
-def overdue_cases(app: Gridcase) -> dict[str, str]:
+def overdue_cases(app: App) -> dict[str, str]:
     """Three cases on 5 June: parked and still parked, running, and running after an extension."""
     numbers = {}
     for name, grid in (("parked", GRID), ("running", OTHER_GRID), ("extended", OTHER_GRID)):
@@ -334,7 +334,7 @@ def overdue_cases(app: Gridcase) -> dict[str, str]:
 
 
 @pytest.fixture
-def scenario(database_url: str) -> Iterator[tuple[Gridcase, Engine, dict[str, str]]]:
+def scenario(database_url: str) -> Iterator[tuple[App, Engine, dict[str, str]]]:
     """The fixed scenario of test_performance.py and three more cases, projected, on each backend."""
     app = open_world(database_url)
     engine = make_engine(database_url)
@@ -349,7 +349,7 @@ def scenario(database_url: str) -> Iterator[tuple[Gridcase, Engine, dict[str, st
 
 
 def test_the_fixed_scenario_gives_the_same_rows_and_flags_on_sqlite_and_postgresql(
-    scenario: tuple[Gridcase, Engine, dict[str, str]],
+    scenario: tuple[App, Engine, dict[str, str]],
 ) -> None:
     app, engine, numbers = scenario
     rows = read_rows(engine)
@@ -386,7 +386,7 @@ def test_the_fixed_scenario_gives_the_same_rows_and_flags_on_sqlite_and_postgres
             assert is_overdue(row, now) == expected_overdue(by_case[number], now), (number, now)
 
 
-def test_the_public_timeline_shows_no_personal_data(scenario: tuple[Gridcase, Engine, dict[str, str]]) -> None:
+def test_the_public_timeline_shows_no_personal_data(scenario: tuple[App, Engine, dict[str, str]]) -> None:
     app, engine, _ = scenario
     personal = set()
     for e in stored_events(app):

@@ -1,6 +1,6 @@
 """Optimistic concurrency on SQLite and PostgreSQL: two processes, one case, one winner.
 
-Each side is its own ``Gridcase`` on the same database, as two API workers would
+Each side is its own ``App`` on the same database, as two API workers would
 be. A barrier in front of the store's ``save`` holds both until each has loaded
 the case and decided, so they really race for the same version.
 """
@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from adapters.service import ConcurrentChange, Gridcase
 from domain.base import ActorRef
 from domain.case import CaseState, Level, case_id
 from domain.errors import CommandRefused
+from service import ConcurrentChange
 from tests.conftest import make_settings
-from tests.support import DISPATCHER, T0, report, run, seed_small_district
+from tests.support import DISPATCHER, T0, App, make_app, report, run, seed_small_district
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -30,12 +30,12 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def open_app(database_url: str) -> Iterator[Callable[[], Gridcase]]:
+def open_app(database_url: str) -> Iterator[Callable[[], App]]:
     """Opens more application instances on the test's database; closes them all at the end."""
-    opened: list[Gridcase] = []
+    opened: list[App] = []
 
-    def open_one() -> Gridcase:
-        app = Gridcase(make_settings(database_url))
+    def open_one() -> App:
+        app = make_app(make_settings(database_url))
         opened.append(app)
         return app
 
@@ -44,7 +44,7 @@ def open_app(database_url: str) -> Iterator[Callable[[], Gridcase]]:
         app.close()
 
 
-def hold_saves_at(app: Gridcase, barrier: threading.Barrier, monkeypatch: pytest.MonkeyPatch) -> None:
+def hold_saves_at(app: App, barrier: threading.Barrier, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``app`` wait at the barrier just before it writes, i.e. after it has loaded and decided."""
     save = app.store.save
 
@@ -75,8 +75,8 @@ REJECT = {"command": "case.reject", "actor": DISPATCHER, "reason": "重复投诉
     ids=["accept-vs-reject", "accept-vs-accept"],
 )
 def test_two_processes_changing_one_case_one_wins_the_other_is_told(
-    app: Gridcase,
-    open_app: Callable[[], Gridcase],
+    app: App,
+    open_app: Callable[[], App],
     monkeypatch: pytest.MonkeyPatch,
     first: dict[str, Any],
     second: dict[str, Any],
@@ -115,24 +115,24 @@ def test_two_processes_changing_one_case_one_wins_the_other_is_told(
     assert len(app.store.recorder.select_events(case_id(number))) == 2
 
 
-def test_the_domain_method_and_save_race_directly(app: Gridcase, open_app: Callable[[], Gridcase]) -> None:
+def test_the_domain_method_and_save_race_directly(app: App, open_app: Callable[[], App]) -> None:
     """The same race without the command layer: load, decide, wait, save."""
     seed_small_district(app)
     number = report(app)
     barrier = threading.Barrier(2)
     at = T0 + timedelta(minutes=5)
 
-    def accept(each: Gridcase) -> None:
-        case = each.case(number)
+    def accept(each: App) -> None:
+        case = each.load_case(number)
         case.accept(DISPATCHER_REF, Level.STREET, at)
         barrier.wait(WAIT)
-        each._save(case)
+        each.save(case)
 
-    def reject(each: Gridcase) -> None:
-        case = each.case(number)
+    def reject(each: App) -> None:
+        case = each.load_case(number)
         case.reject(DISPATCHER_REF, "信息不足 insufficient information", at)
         barrier.wait(WAIT)
-        each._save(case)
+        each.save(case)
 
     apps = [open_app(), open_app()]
     with ThreadPoolExecutor(2) as pool:
@@ -144,13 +144,13 @@ def test_the_domain_method_and_save_race_directly(app: Gridcase, open_app: Calla
     assert [row["event"] for row in app.history(number)] == ["CaseReported", expected]
 
 
-def test_concurrent_reports_on_one_day_never_share_a_number(app: Gridcase, open_app: Callable[[], Gridcase]) -> None:
+def test_concurrent_reports_on_one_day_never_share_a_number(app: App, open_app: Callable[[], App]) -> None:
     seed_small_district(app)
     threads, per_thread = 2, 20
     apps = [open_app() for _ in range(threads)]
     barrier = threading.Barrier(threads)
 
-    def report_many(each: Gridcase, offset: int) -> list[str]:
+    def report_many(each: App, offset: int) -> list[str]:
         barrier.wait(WAIT)
         return [report(each, at=T0 + timedelta(seconds=offset + 2 * i)) for i in range(per_thread)]
 
@@ -169,17 +169,17 @@ def test_concurrent_reports_on_one_day_never_share_a_number(app: Gridcase, open_
 
 
 def test_a_lost_race_leaves_no_gap_in_the_notification_log(
-    request: pytest.FixtureRequest, app: Gridcase, open_app: Callable[[], Gridcase]
+    request: pytest.FixtureRequest, app: App, open_app: Callable[[], App]
 ) -> None:
     seed_small_district(app)
     number = report(app)
     winner, loser = open_app(), open_app()
-    won, lost = winner.case(number), loser.case(number)
+    won, lost = winner.load_case(number), loser.load_case(number)
     won.accept(DISPATCHER_REF, Level.COMMUNITY, T0 + timedelta(minutes=5))
     lost.reject(DISPATCHER_REF, "信息不足", T0 + timedelta(minutes=5))
-    winner._save(won)
+    winner.save(won)
     with pytest.raises(ConcurrentChange):
-        loser._save(lost)
+        loser.save(lost)
     report(app, at=T0 + timedelta(minutes=6))
 
     ids = [n.id for n in app.store.recorder.select_notifications(start=1, limit=1000)]

@@ -22,14 +22,25 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.service import Gridcase
 from projections.case_status import CaseStatus
 from projections.intake import Intake
 from projections.intake_queries import Grouping, intake_figures, lookup, possible_duplicates
 from projections.runner import Runner
 from projections.sql import make_engine
 from tests.conftest import make_settings
-from tests.support import ADMIN, CATEGORY, DISPATCHER, GRID, OPERATOR, OTHER_GRID, T0, run, seed_small_district
+from tests.support import (
+    ADMIN,
+    CATEGORY,
+    DISPATCHER,
+    GRID,
+    OPERATOR,
+    OTHER_GRID,
+    T0,
+    App,
+    make_app,
+    run,
+    seed_small_district,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -57,7 +68,7 @@ ORACLE_PERIODS = ("2021", "2022", "2021-12", "2022-01", "2020", "2021-11",
 # -- the world ---------------------------------------------------------------------
 
 
-def add_second_street(app: Gridcase) -> None:
+def add_second_street(app: App) -> None:
     """A second street with one community and one grid, built through registry commands."""
     with app.batch():
         run(app, command="registry.org-unit", actor=ADMIN, at=T0, code=SECOND_STREET, kind="street",
@@ -69,15 +80,15 @@ def add_second_street(app: Gridcase) -> None:
             elderly=150)  # fmt: skip
 
 
-def open_app(url: str) -> Gridcase:
+def open_app(url: str) -> App:
     """The application on a database holding the small district and a second street."""
-    app = Gridcase(make_settings(url))
+    app = make_app(make_settings(url))
     seed_small_district(app)
     add_second_street(app)
     return app
 
 
-def make_runner(app: Gridcase, engine: Engine) -> Runner:
+def make_runner(app: App, engine: Engine) -> Runner:
     """The real runner over the store's notification log, in small batches so batching is exercised."""
 
     def read(after: int, limit: int) -> Sequence[Notification]:
@@ -96,7 +107,7 @@ def catch_up(runner: Runner) -> None:
         assert connection.exec_driver_sql("SELECT count(*) FROM projection_deadletters").scalar() == 0
 
 
-def report_case(app: Gridcase, at: datetime, channel: str, category: str, grid: str,
+def report_case(app: App, at: datetime, channel: str, category: str, grid: str,
                 location: dict[str, float] | None = None) -> str:  # fmt: skip
     """Register a complaint; returns its number."""
     return str(
@@ -107,7 +118,7 @@ def report_case(app: Gridcase, at: datetime, channel: str, category: str, grid: 
     )  # fmt: skip
 
 
-def on_case(app: Gridcase, command: str, number: str, at: datetime, **fields: Any) -> None:
+def on_case(app: App, command: str, number: str, at: datetime, **fields: Any) -> None:
     """Run a dispatcher's command on a case."""
     run(app, command=command, case_number=number, actor=DISPATCHER, at=at, **fields)
 
@@ -115,7 +126,7 @@ def on_case(app: Gridcase, command: str, number: str, at: datetime, **fields: An
 # -- the oracle: a naive recount from the stored events -----------------------------
 
 
-def stored_events(app: Gridcase) -> list[tuple[str, str, dict[str, Any]]]:
+def stored_events(app: App) -> list[tuple[str, str, dict[str, Any]]]:
     """Every stored case event as (type, aggregate id, data), in store order, read straight from the recorder."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     position = 0
@@ -202,7 +213,7 @@ ACTION_ORDER = {"report": 0, "accept": 1, "reject": 1, "merge": 1, "dispatch": 2
 OPEN = ("reported", "accepted", "dispatched")
 
 
-def play(app: Gridcase, plans: list[CasePlan], timeline: list[tuple[datetime, int, str]],
+def play(app: App, plans: list[CasePlan], timeline: list[tuple[datetime, int, str]],
          numbers: dict[int, str], states: dict[int, str]) -> None:  # fmt: skip
     """Carry out timeline steps through the application service, keeping every command valid."""
     for at, index, action in timeline:
@@ -295,7 +306,7 @@ def june(day: int, hour: int, minute: int = 0) -> datetime:
 class Scenario:
     """The small scenario's case numbers by the letter the test uses for them, and its runner."""
 
-    app: Gridcase
+    app: App
     runner: Runner
     cases: dict[str, str]
 

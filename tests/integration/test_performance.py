@@ -30,7 +30,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from adapters.service import Gridcase
 from projections.case_status import CaseStatus
 from projections.performance import Performance
 from projections.performance_queries import performance
@@ -46,6 +45,8 @@ from tests.support import (
     OPERATOR,
     OTHER_GRID,
     T0,
+    App,
+    make_app,
     run,
     seed_small_district,
 )
@@ -80,9 +81,9 @@ ASSESSMENT = ("due", "due_suspended", "due_closed", "closure_rate", "on_time_clo
 # -- the world: the small district, a second street, grid, worker and department ---------
 
 
-def open_world(url: str) -> Gridcase:
+def open_world(url: str) -> App:
     """The application on a database holding tests.support's small district and a second street."""
-    app = Gridcase(make_settings(url))
+    app = make_app(make_settings(url))
     seed_small_district(app)
     with app.batch():
         run(app, command="registry.org-unit", actor=ADMIN, at=T0, code=STREET_2, kind="street", name="金门路街道",
@@ -100,7 +101,7 @@ def open_world(url: str) -> Gridcase:
     return app
 
 
-def make_runner(app: Gridcase, engine: Engine, batch_size: int = 37) -> Runner:
+def make_runner(app: App, engine: Engine, batch_size: int = 37) -> Runner:
     """The real runner over the store's notification log, in small batches so batch boundaries are crossed."""
     runner = Runner(
         engine,
@@ -175,7 +176,7 @@ NEXT = {
 class Simulation:
     """Cases and patrols, each a chain of steps; steps of all of them run in time order through the service."""
 
-    def __init__(self, app: Gridcase, data: st.DataObject, max_actions: int = 20) -> None:
+    def __init__(self, app: App, data: st.DataObject, max_actions: int = 20) -> None:
         self.app = app
         self.data = data
         self.max_actions = max_actions
@@ -402,7 +403,7 @@ def local_day(at: datetime) -> str:
     return at.astimezone(QINGDAO).date().isoformat()
 
 
-def stored_events(app: Gridcase) -> list[Stored]:
+def stored_events(app: App) -> list[Stored]:
     """Every stored event in store order, read straight from the recorder."""
     out: list[Stored] = []
     position = 0
@@ -766,11 +767,11 @@ def local(day: int, hour: int, minute: int = 0, month: int = 6) -> datetime:
     return datetime(2021, month, day, hour, minute, tzinfo=QINGDAO)
 
 
-def case_command(app: Gridcase, command: str, number: str, actor: dict[str, str], at: datetime, **fields: Any) -> None:
+def case_command(app: App, command: str, number: str, actor: dict[str, str], at: datetime, **fields: Any) -> None:
     run(app, command=command, case_number=number, actor=actor, at=at, **fields)
 
 
-def fixed_scenario(app: Gridcase) -> None:  # noqa: PLR0915 - one story, told in order
+def fixed_scenario(app: App) -> None:  # noqa: PLR0915 - one story, told in order
     """Five cases and a patrol over June and the first days of July 2021 (see the comments for what each shows)."""
     dispatcher, w1, w2, w3 = DISPATCHER, worker("W001"), worker("W002"), worker("W003")
     # A patrol from 23:30 to 01:00: everything counts on its start day, 1 June.
@@ -905,7 +906,7 @@ PINNED: dict[tuple[str, str, str], dict[str, Any]] = {
 
 
 @pytest.fixture
-def scenario_app(database_url: str) -> Iterator[tuple[Gridcase, Engine]]:
+def scenario_app(database_url: str) -> Iterator[tuple[App, Engine]]:
     """The fixed scenario, projected, on each backend."""
     app = open_world(database_url)
     engine = make_engine(database_url)
@@ -919,7 +920,7 @@ def scenario_app(database_url: str) -> Iterator[tuple[Gridcase, Engine]]:
 
 
 def test_a_fixed_scenario_gives_the_same_figures_on_sqlite_and_postgresql(
-    scenario_app: tuple[Gridcase, Engine],
+    scenario_app: tuple[App, Engine],
 ) -> None:
     app, engine = scenario_app
     with engine.connect() as connection:
@@ -935,7 +936,7 @@ def test_a_fixed_scenario_gives_the_same_figures_on_sqlite_and_postgresql(
 # -- discrepancies between the projection and DESIGN.md, each reproduced on its own -----------------
 
 
-def project(app: Gridcase, url: str) -> Engine:
+def project(app: App, url: str) -> Engine:
     """Build the read models of everything stored so far; the caller disposes of the engine."""
     engine = make_engine(url)
     runner = make_runner(app, engine)

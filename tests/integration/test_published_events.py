@@ -20,9 +20,9 @@ from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay
 from adapters.kafka.schemas import HEADERS, ROOT, event_types
 from adapters.reference import load_reference_district, reference_commands
-from adapters.service import Gridcase
 from adapters.simulator import SimulationConfig, Simulator, World
 from tests.conftest import make_settings
+from tests.support import App, make_app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,9 +66,9 @@ class Message:
 Published = list[Message]
 
 
-def published_stream(service: Gridcase) -> Published:
+def published_stream(service: App) -> Published:
     """Every stored event, in store order, with the value and headers the relay publishes for it."""
-    recorder = service.store.recorder
+    recorder = service.reader.recorder
 
     def first_event(originator_id: UUID) -> StoredEvent | None:
         found = recorder.select_events(originator_id, limit=1)
@@ -91,7 +91,7 @@ def published_stream(service: Gridcase) -> Published:
 def simulated(tmp_path_factory: pytest.TempPathFactory) -> Published:
     """The reference district and a simulated week of thirty grids (every event type occurs), published."""
     path: Path = tmp_path_factory.mktemp("published") / "gridcase.db"
-    service = Gridcase(make_settings(f"sqlite:///{path}"))
+    service = make_app(make_settings(f"sqlite:///{path}"))
     try:
         load_reference_district(service, REFERENCE_AT)
         world = World(reference_commands(REFERENCE_AT), 30)

@@ -18,7 +18,6 @@ from adapters.reference import (
     load_reference_district,
     reference_commands,
 )
-from adapters.service import Gridcase
 from domain.errors import AlreadyExists
 from domain.registry import (
     CALENDAR_ID,
@@ -33,7 +32,7 @@ from domain.registry import (
 )
 from domain.sla import default_policy_rules
 from tests.conftest import make_settings
-from tests.support import seed_small_district
+from tests.support import App, make_app, seed_small_district
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,11 +62,11 @@ def commands_digest(at: datetime = AT) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def last_position(app: Gridcase) -> int:
+def last_position(app: App) -> int:
     return int(app.store.recorder.max_notification_id() or 0)
 
 
-def stored_events(app: Gridcase) -> list[Any]:
+def stored_events(app: App) -> list[Any]:
     """Every stored event, in notification order."""
     events: list[Any] = []
     start, last = 1, last_position(app)
@@ -127,7 +126,7 @@ def test_the_command_list_is_the_same_on_every_call() -> None:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     """The reference district loaded once into a fresh SQLite file, for the tests that only read it."""
-    app = Gridcase(make_settings(f"sqlite:///{tmp_path_factory.mktemp('reference') / 'gridcase.db'}"))
+    app = make_app(make_settings(f"sqlite:///{tmp_path_factory.mktemp('reference') / 'gridcase.db'}"))
     calls: list[tuple[int, int]] = []
     result = load_reference_district(app, AT, progress=lambda done, total: calls.append((done, total)))
     yield Loaded(app, result, calls, Registry(stored_events(app)))
@@ -135,7 +134,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
 
 
 class Loaded(NamedTuple):
-    app: Gridcase
+    app: App
     result: dict[str, int]
     progress: list[tuple[int, int]]
     registry: Registry
@@ -271,7 +270,7 @@ def test_the_catalogue_policy_and_calendar(loaded: Loaded) -> None:
     assert calendar.calendar.is_working_day(date(2024, 10, 12))  # a Saturday worked in lieu (调休)
 
 
-def test_loading_twice_writes_nothing_the_second_time(app: Gridcase) -> None:
+def test_loading_twice_writes_nothing_the_second_time(app: App) -> None:
     first = load_reference_district(app, AT)
     position = last_position(app)
     assert first["events"] == position
@@ -287,7 +286,7 @@ def test_loading_twice_writes_nothing_the_second_time(app: Gridcase) -> None:
     assert {k: second[k] for k in FIGURES} == FIGURES
 
 
-def test_an_interrupted_load_resumes_where_it_stopped(sqlite_app: Gridcase) -> None:
+def test_an_interrupted_load_resumes_where_it_stopped(sqlite_app: App) -> None:
     class Interrupted(Exception):
         pass
 
@@ -313,7 +312,7 @@ def test_an_interrupted_load_resumes_where_it_stopped(sqlite_app: Gridcase) -> N
     assert all(len(grids) == len(set(grids)) for grids in registry.assignments.values())
 
 
-def test_a_district_not_made_by_the_loader_is_left_alone(sqlite_app: Gridcase) -> None:
+def test_a_district_not_made_by_the_loader_is_left_alone(sqlite_app: App) -> None:
     seed_small_district(sqlite_app)
     position = last_position(sqlite_app)
 

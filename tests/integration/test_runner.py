@@ -33,12 +33,12 @@ from eventsourcing.persistence import StoredEvent
 from sqlalchemy import select
 
 from adapters.reference import load_reference_district, reference_commands
-from adapters.service import Gridcase
 from adapters.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
 from projections.runner import LeaseHeld, Runner
 from projections.sql import bookkeeping, deadletters, leases, make_engine, positions
 from tests.conftest import make_settings
+from tests.support import App, make_app
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -78,7 +78,7 @@ class History:
         return [i + 1 for i, name in enumerate(self.types) if name == event_type]
 
 
-def reader_of(app: Gridcase) -> Callable[[int, int], Sequence[Notification]]:
+def reader_of(app: App) -> Callable[[int, int], Sequence[Notification]]:
     """The store's notification log after a position, as the runner reads it."""
     recorder = app.store.recorder
 
@@ -88,7 +88,7 @@ def reader_of(app: Gridcase) -> Callable[[int, int], Sequence[Notification]]:
     return read
 
 
-def fetcher_of(app: Gridcase) -> Callable[[int], Notification | None]:
+def fetcher_of(app: App) -> Callable[[int], Notification | None]:
     """One notification by position, for retrying dead letters."""
     recorder = app.store.recorder
     return lambda position: next(iter(recorder.select_notifications(start=position, limit=1)), None)
@@ -140,7 +140,7 @@ def assert_clean(engine: Engine, expected: Rows, **options: Any) -> None:
 def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     """Simulate once, keep the simulated days' events, and build the read model from them once, in one pass."""
     folder = tmp_path_factory.mktemp("history")
-    source = Gridcase(make_settings(f"sqlite:///{folder / 'source.db'}"))
+    source = make_app(make_settings(f"sqlite:///{folder / 'source.db'}"))
     load_reference_district(source, REFERENCE_AT)
     registry = source.store.recorder.max_notification_id() or 0
     world = World(reference_commands(REFERENCE_AT), 30)
@@ -150,7 +150,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     source.close()
     events = [StoredEvent(n.originator_id, n.originator_version, n.topic, n.state) for n in notifications]
 
-    clean = Gridcase(make_settings(f"sqlite:///{folder / 'clean.db'}"))
+    clean = make_app(make_settings(f"sqlite:///{folder / 'clean.db'}"))
     store(clean, events)
     engine = make_engine(f"sqlite:///{folder / 'clean.db'}")
     assert runner(engine, reader_of(clean), batch_size=100_000).run_once().position == len(events)
@@ -176,7 +176,7 @@ def engine(database_url: str) -> Iterator[Engine]:
     made.dispose()
 
 
-def store(app: Gridcase, events: Sequence[StoredEvent]) -> None:
+def store(app: App, events: Sequence[StoredEvent]) -> None:
     """Append events to the test database's store, as the engine had written them.
 
     In transactions of 500: eventsourcing 9.5.6's PostgreSQL recorder hangs for good on one ``insert_events`` of
@@ -197,7 +197,7 @@ def runner(engine: Engine, read: Callable[[int, int], Sequence[Notification]], *
 # -- 1. the same history twice ------------------------------------------------------------------------------------
 
 
-def test_running_again_and_a_second_runner_change_nothing(app: Gridcase, engine: Engine, history: History) -> None:
+def test_running_again_and_a_second_runner_change_nothing(app: App, engine: Engine, history: History) -> None:
     half = history.last // 2
     store(app, history.events[:half])
     first = runner(engine, reader_of(app), batch_size=97)
@@ -269,7 +269,7 @@ class Redelivering:
 
 
 def test_redelivered_events_at_or_below_the_position_change_nothing(
-    app: Gridcase, engine: Engine, history: History
+    app: App, engine: Engine, history: History
 ) -> None:
     store(app, history.events)
     read = Redelivering(reader_of(app), seed=5)
@@ -279,7 +279,7 @@ def test_redelivered_events_at_or_below_the_position_change_nothing(
     assert_clean(engine, history.expected)
 
 
-def test_an_event_delivered_twice_in_one_batch_is_applied_once(app: Gridcase, engine: Engine, history: History) -> None:
+def test_an_event_delivered_twice_in_one_batch_is_applied_once(app: App, engine: Engine, history: History) -> None:
     store(app, history.events)
     read = Redelivering(reader_of(app), seed=6, duplicates=True)
     assert runner(engine, read, batch_size=150).run_once().position == history.last
@@ -287,7 +287,7 @@ def test_an_event_delivered_twice_in_one_batch_is_applied_once(app: Gridcase, en
 
 
 def test_a_batch_ending_in_an_earlier_event_still_moves_the_position_past_the_batch(
-    app: Gridcase, engine: Engine, history: History
+    app: App, engine: Engine, history: History
 ) -> None:
     store(app, history.events)
     read = Redelivering(reader_of(app), seed=7, stragglers=True)
@@ -400,7 +400,7 @@ class Crashes:
 
 @pytest.mark.slow
 def test_killed_runners_are_taken_over_and_every_event_is_applied_once(
-    database_url: str, app: Gridcase, engine: Engine, history: History, tmp_path: Path
+    database_url: str, app: App, engine: Engine, history: History, tmp_path: Path
 ) -> None:
     store(app, history.events)
     runner(engine, reader_of(app))  # the tables exist before two processes start
@@ -469,7 +469,7 @@ def test_a_second_runner_waits_for_the_lease_until_it_is_released_or_expires(eng
 
 
 def test_a_runner_that_lost_its_lease_during_a_batch_does_not_apply_it_twice(
-    app: Gridcase, engine: Engine, history: History
+    app: App, engine: Engine, history: History
 ) -> None:
     store(app, history.events)
     paused, resume = threading.Event(), threading.Event()
@@ -579,7 +579,7 @@ def letters(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()]
 
 
-def run_with_poison(app: Gridcase, engine: Engine, history: History, poison: int) -> tuple[Runner, Flaky]:
+def run_with_poison(app: App, engine: Engine, history: History, poison: int) -> tuple[Runner, Flaky]:
     """Run a case-status that fails on one event over the whole history; check it carried on past it."""
     store(app, history.events)
     flaky = Flaky(poison)
@@ -591,7 +591,7 @@ def run_with_poison(app: Gridcase, engine: Engine, history: History, poison: int
 
 
 def test_an_event_that_fails_is_dead_lettered_the_rest_applied_and_a_retry_applies_it_once(
-    app: Gridcase, engine: Engine, history: History
+    app: App, engine: Engine, history: History
 ) -> None:
     poison = history.positions_of("CaseAccepted")[2]
     case_id, number = case_of(history, poison)
@@ -633,7 +633,7 @@ def test_an_event_that_fails_is_dead_lettered_the_rest_applied_and_a_retry_appli
     "old version although the case has moved on",
 )
 def test_after_a_retried_dead_letter_the_read_model_equals_a_clean_build(
-    app: Gridcase, engine: Engine, history: History
+    app: App, engine: Engine, history: History
 ) -> None:
     poison = history.positions_of("CaseAccepted")[2]
     dead, flaky = run_with_poison(app, engine, history, poison)
@@ -643,7 +643,7 @@ def test_after_a_retried_dead_letter_the_read_model_equals_a_clean_build(
 
 
 def test_a_dead_lettered_report_takes_its_case_with_it_and_a_retry_restores_the_case_in_order(
-    app: Gridcase, engine: Engine, history: History
+    app: App, engine: Engine, history: History
 ) -> None:
     poison = history.positions_of("CaseReported")[2]
     case_id, number = case_of(history, poison)

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from adapters.reference import load_reference_district, reference_commands
-from adapters.service import Gridcase
 from adapters.simulator import SimulationConfig, Simulator, Totals, World
 from domain import case as case_module
 from domain import patrol as patrol_module
 from domain import registry as registry_module
 from domain.base import Aggregate
 from tests.conftest import make_settings
+from tests.support import App, make_app
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,23 +47,23 @@ AFTER = {
 def reference_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file holding the reference district, loaded once and copied for each test."""
     path = tmp_path_factory.mktemp("reference") / "reference.db"
-    service = Gridcase(make_settings(f"sqlite:///{path}"))
+    service = make_app(make_settings(f"sqlite:///{path}"))
     load_reference_district(service, REFERENCE_AT)
     service.close()
     return path
 
 
 @pytest.fixture
-def fresh(reference_db: Path, tmp_path: Path) -> Iterator[Gridcase]:
+def fresh(reference_db: Path, tmp_path: Path) -> Iterator[App]:
     """A service on a copy of the reference district."""
     copy = tmp_path / "gridcase.db"
     shutil.copyfile(reference_db, copy)
-    service = Gridcase(make_settings(f"sqlite:///{copy}"))
+    service = make_app(make_settings(f"sqlite:///{copy}"))
     yield service
     service.close()
 
 
-def simulate(service: Gridcase, *, days: int, seed: int, grids: int, start: date = date(2021, 6, 1)) -> Totals:
+def simulate(service: App, *, days: int, seed: int, grids: int, start: date = date(2021, 6, 1)) -> Totals:
     world = World(reference_commands(REFERENCE_AT), grids)
     return Simulator(service, world, SimulationConfig(days=days, seed=seed, grids=grids, start=start)).run()
 
@@ -89,7 +89,7 @@ def test_same_seed_same_stream_and_another_seed_another(reference_db: Path, tmp_
     for run, seed in enumerate((7, 7, 8)):
         copy = tmp_path / f"run{run}.db"
         shutil.copyfile(reference_db, copy)
-        service = Gridcase(make_settings(f"sqlite:///{copy}"))
+        service = make_app(make_settings(f"sqlite:///{copy}"))
         totals = simulate(service, days=3, seed=seed, grids=10)
         service.close()
         assert totals.events > 300
@@ -99,7 +99,7 @@ def test_same_seed_same_stream_and_another_seed_another(reference_db: Path, tmp_
 
 
 @pytest.mark.slow
-def test_a_month_hits_every_event_type_and_transition_and_looks_like_a_district(fresh: Gridcase) -> None:
+def test_a_month_hits_every_event_type_and_transition_and_looks_like_a_district(fresh: App) -> None:
     totals = simulate(fresh, days=30, seed=2021, grids=20)
 
     # Every command it issued was accepted, except those it sent to be refused.
@@ -138,7 +138,7 @@ def test_a_month_hits_every_event_type_and_transition_and_looks_like_a_district(
     assert totals.late_patrol_logs > 0
 
 
-def _events_of(service: Gridcase, name: str) -> list[object]:
+def _events_of(service: App, name: str) -> list[object]:
     recorder = service.store.recorder
     found, position = [], 0
     while batch := recorder.select_notifications(start=position, limit=5000, inclusive_of_start=False):
@@ -147,7 +147,7 @@ def _events_of(service: Gridcase, name: str) -> list[object]:
     return found
 
 
-def test_late_patrol_logs_are_recorded_after_they_occurred(fresh: Gridcase) -> None:
+def test_late_patrol_logs_are_recorded_after_they_occurred(fresh: App) -> None:
     simulate(fresh, days=2, seed=3, grids=15)
     lags = []
     for notification in _events_of(fresh, "PatrolStarted"):

@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.service import Gridcase
 from domain.base import ActorRef, Aggregate, Role, id_for
 from domain.case import Case, CaseState, HandlerRef, Level, Location, ReporterContact, case_id
 from domain.errors import AlreadyExists, CommandRefused, UnknownReference
@@ -26,6 +25,8 @@ from tests.support import (
     OTHER_WORKER,
     T0,
     WORKER,
+    App,
+    make_app,
     report,
     run,
     seed_small_district,
@@ -52,12 +53,12 @@ def local(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2021, 6, day, hour, minute, tzinfo=QINGDAO)
 
 
-def case_run(app: Gridcase, command: str, number: str, actor: dict[str, str], at: datetime, **fields: Any) -> str:
+def case_run(app: App, command: str, number: str, actor: dict[str, str], at: datetime, **fields: Any) -> str:
     """Run a command on a case and return its new state."""
     return str(run(app, command=command, case_number=number, actor=actor, at=at, **fields)["state"])
 
 
-def full_life(app: Gridcase) -> str:
+def full_life(app: App) -> str:
     """Report → accept → dispatch → sign → suspend → resume → extend → resolve → rework → resolve → verify →
     close → feedback, with Chinese text, nested models, tuples and non-UTC offsets on the way."""
     number = report(
@@ -108,14 +109,14 @@ FULL_LIFE = [
 
 
 @pytest.fixture
-def seeded(app: Gridcase) -> Gridcase:
+def seeded(app: App) -> App:
     """The application on a fresh database holding the small district."""
     seed_small_district(app)
     return app
 
 
 @pytest.fixture
-def saved(seeded: Gridcase, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def saved(seeded: App, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every domain event the application hands to the store from now on, in order, as decided."""
     events: list[Any] = []
     save = seeded.store.save
@@ -129,12 +130,12 @@ def saved(seeded: Gridcase, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     return events
 
 
-def stored(app: Gridcase, number: str) -> list[Any]:
+def stored(app: App, number: str) -> list[Any]:
     """The events of a case as the store gives them back."""
     return list(app.store.events.get(case_id(number)))
 
 
-def all_notifications(app: Gridcase, page: int = 1000) -> list[Notification]:
+def all_notifications(app: App, page: int = 1000) -> list[Notification]:
     """The whole notification log, read page by page from the recorder."""
     out: list[Notification] = []
     while True:
@@ -144,7 +145,7 @@ def all_notifications(app: Gridcase, page: int = 1000) -> list[Notification]:
             return out
 
 
-def position(app: Gridcase) -> int:
+def position(app: App) -> int:
     """The last notification id (0 on an empty store)."""
     return app.store.recorder.max_notification_id() or 0
 
@@ -152,7 +153,7 @@ def position(app: Gridcase) -> int:
 # -- events round-trip exactly -----------------------------------------------------
 
 
-def test_every_event_of_a_full_case_life_comes_back_equal(seeded: Gridcase, saved: list[Any]) -> None:
+def test_every_event_of_a_full_case_life_comes_back_equal(seeded: App, saved: list[Any]) -> None:
     number = full_life(seeded)
 
     decided = [e for e in saved if e.originator_id == case_id(number)]
@@ -198,7 +199,7 @@ def test_every_event_of_a_full_case_life_comes_back_equal(seeded: Gridcase, save
     assert case.suspended_seconds == 2 * 3600
 
 
-def test_the_other_case_event_types_round_trip_too(seeded: Gridcase, saved: list[Any]) -> None:
+def test_the_other_case_event_types_round_trip_too(seeded: App, saved: list[Any]) -> None:
     app = seeded
     rejected = report(app, at=local(1, 9))
     case_run(app, "case.reject", rejected, DISPATCHER, local(1, 9, 5), reason="不属于受理范围 out of scope")
@@ -240,7 +241,7 @@ def test_the_other_case_event_types_round_trip_too(seeded: Gridcase, saved: list
 
 
 def test_the_notification_log_is_one_gap_free_increasing_order_across_aggregates(
-    seeded: Gridcase, saved: list[Any]
+    seeded: App, saved: list[Any]
 ) -> None:
     app = seeded
     seed_events = position(app)
@@ -280,7 +281,7 @@ def test_the_notification_log_is_one_gap_free_increasing_order_across_aggregates
 # -- numbers -------------------------------------------------------------------------
 
 
-def test_a_case_is_found_by_its_number_in_one_step(seeded: Gridcase, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_case_is_found_by_its_number_in_one_step(seeded: App, monkeypatch: pytest.MonkeyPatch) -> None:
     app = seeded
     number = report(app, at=local(1, 9))
     assert case_id(number) == id_for("case", number)
@@ -301,7 +302,7 @@ def test_a_case_is_found_by_its_number_in_one_step(seeded: Gridcase, monkeypatch
     assert calls == ["select_events"], "one indexed read of the case's own events, no scan"
 
 
-def test_numbers_are_sequential_per_local_day(seeded: Gridcase) -> None:
+def test_numbers_are_sequential_per_local_day(seeded: App) -> None:
     app = seeded
     # 2021-06-01T17:00Z is already 2021-06-02 01:00 in Qingdao.
     assert report(app, at=datetime(2021, 6, 1, 17, 0, tzinfo=UTC)) == "SN-20210602-000001"
@@ -313,7 +314,7 @@ def test_numbers_are_sequential_per_local_day(seeded: Gridcase) -> None:
     assert app.case("SN-20210602-000001").reported_at == datetime(2021, 6, 1, 17, 0, tzinfo=UTC)
 
 
-def test_a_refused_report_uses_up_no_number(seeded: Gridcase) -> None:
+def test_a_refused_report_uses_up_no_number(seeded: App) -> None:
     app = seeded
     with pytest.raises(CommandRefused):
         report(app, at=local(1, 9), actor={"id": "aud-1", "role": "auditor"})
@@ -322,7 +323,7 @@ def test_a_refused_report_uses_up_no_number(seeded: Gridcase) -> None:
     assert report(app, at=local(1, 9)) == "SN-20210601-000001"
 
 
-def test_a_refused_batch_gives_back_the_numbers_it_took(seeded: Gridcase) -> None:
+def test_a_refused_batch_gives_back_the_numbers_it_took(seeded: App) -> None:
     app = seeded
     first = report(app, at=local(1, 9))
 
@@ -337,14 +338,14 @@ def test_a_refused_batch_gives_back_the_numbers_it_took(seeded: Gridcase) -> Non
     assert report(app, at=local(1, 9, 3)) == "SN-20210601-000002"
 
 
-def test_a_migrated_number_is_kept_and_never_issued_again(seeded: Gridcase) -> None:
+def test_a_migrated_number_is_kept_and_never_issued_again(seeded: App) -> None:
     app = seeded
     for migrated in ("SN-20210603-000001", "SN-20210603-000002"):
         assert report(app, at=local(3, 8), case_number=migrated) == migrated
     assert report(app, at=local(3, 9)) == "SN-20210603-000003"
 
 
-def test_a_number_that_exists_is_refused_and_nothing_is_written(seeded: Gridcase) -> None:
+def test_a_number_that_exists_is_refused_and_nothing_is_written(seeded: App) -> None:
     app = seeded
     number = report(app, at=local(1, 9))
     case_run(app, "case.accept", number, DISPATCHER, local(1, 9, 5))
@@ -363,7 +364,7 @@ def test_a_number_that_exists_is_refused_and_nothing_is_written(seeded: Gridcase
 # -- refusals write nothing ---------------------------------------------------------------
 
 
-def test_a_refused_command_writes_nothing(seeded: Gridcase) -> None:
+def test_a_refused_command_writes_nothing(seeded: App) -> None:
     app = seeded
     number = report(app, at=local(1, 9))
     before = position(app)
@@ -386,7 +387,7 @@ def test_a_refused_command_writes_nothing(seeded: Gridcase) -> None:
     assert app.case(number).version == 1
 
 
-def test_a_refusal_inside_a_batch_writes_nothing_of_the_batch(seeded: Gridcase) -> None:
+def test_a_refusal_inside_a_batch_writes_nothing_of_the_batch(seeded: App) -> None:
     app = seeded
     number = report(app, at=local(1, 9))
     before = position(app)
@@ -406,7 +407,7 @@ def test_a_refusal_inside_a_batch_writes_nothing_of_the_batch(seeded: Gridcase) 
 # -- reading ----------------------------------------------------------------------------
 
 
-def test_history_gives_every_event_with_actor_and_both_clocks(seeded: Gridcase) -> None:
+def test_history_gives_every_event_with_actor_and_both_clocks(seeded: App) -> None:
     app = seeded
     started = datetime.now(UTC)
     number = full_life(app)
@@ -437,24 +438,24 @@ def test_history_gives_every_event_with_actor_and_both_clocks(seeded: Gridcase) 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG domain/base.py DomainEvent.timestamp / Gridcase.history: recorded_at is the library's event "
+    reason="BUG domain/base.py DomainEvent.timestamp / App.history: recorded_at is the library's event "
     "timestamp, taken when the aggregate method runs in the process, not when the store commits; an event decided "
     "before but committed after another process's event gets an earlier recorded_at than an event already in the "
     "store before it, so recorded_at disagrees with the log order and an as-of-recorded cut-off can include an "
     "event that was not yet stored at that moment",
 )
 def test_recorded_at_follows_the_order_the_store_took_events(
-    seeded: Gridcase, database_url: str, reopenable: list[Gridcase]
+    seeded: App, database_url: str, reopenable: list[App]
 ) -> None:
     app = seeded
     number = report(app, at=local(1, 9))
-    other = Gridcase(make_settings(database_url))
+    other = make_app(make_settings(database_url))
     reopenable.append(other)
 
-    case = app.case(number)
+    case = app.load_case(number)
     case.accept(ActorRef.model_validate(DISPATCHER), Level.COMMUNITY, local(1, 9, 5))  # decided now…
     later = report(other, at=local(1, 9, 6))  # …another process stores its event meanwhile…
-    app._save(case)  # …and only then is the first one stored.
+    app.save(case)  # …and only then is the first one stored.
 
     notifications = all_notifications(app)
     taken = [app.store.mapper.to_domain_event(n) for n in notifications[-2:]]
@@ -462,7 +463,7 @@ def test_recorded_at_follows_the_order_the_store_took_events(
     assert taken[0].timestamp <= taken[1].timestamp, "the event stored later has the earlier recorded_at"
 
 
-def test_a_merged_number_resolves_to_its_master(seeded: Gridcase) -> None:
+def test_a_merged_number_resolves_to_its_master(seeded: App) -> None:
     app = seeded
     master = report(app, at=local(1, 9))
     middle = report(app, at=local(1, 9, 1))
@@ -482,16 +483,16 @@ def test_a_merged_number_resolves_to_its_master(seeded: Gridcase) -> None:
 
 
 @pytest.fixture
-def reopenable(database_url: str) -> Iterator[list[Gridcase]]:
+def reopenable(database_url: str) -> Iterator[list[App]]:
     """Application instances opened on one database during a test, all closed at its end."""
-    opened: list[Gridcase] = []
+    opened: list[App] = []
     yield opened
     for app in opened:
         app.close()
 
 
-def test_data_survives_closing_and_reopening_the_application(database_url: str, reopenable: list[Gridcase]) -> None:
-    first = Gridcase(make_settings(database_url))
+def test_data_survives_closing_and_reopening_the_application(database_url: str, reopenable: list[App]) -> None:
+    first = make_app(make_settings(database_url))
     reopenable.append(first)
     seed_small_district(first, at=T0)
     number = full_life(first)
@@ -501,7 +502,7 @@ def test_data_survives_closing_and_reopening_the_application(database_url: str, 
     reopenable.remove(first)
     first.close()
 
-    second = Gridcase(make_settings(database_url))
+    second = make_app(make_settings(database_url))
     reopenable.append(second)
     assert second.history(number) == history
     assert [(n.id, n.originator_id, n.originator_version, n.topic, n.state) for n in all_notifications(second)] == [

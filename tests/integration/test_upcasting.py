@@ -28,7 +28,7 @@ from domain.case import case_id
 from tests.support import report, seed_small_district
 
 if TYPE_CHECKING:
-    from adapters.service import Gridcase
+    from tests.support import App
 
 ACTOR = ActorRef(id="migrator", role=Role.SYSTEM)
 AT = datetime(2021, 6, 1, 9, 0, tzinfo=UTC)
@@ -115,7 +115,7 @@ class TaggedV1(Aggregate.Event):
 TOPIC_TODAY = {MadeV1: Gizmo.Made, TaggedV1: Gizmo.Tagged}
 
 
-def store_as_old_code(app: Gridcase, *events: Any) -> None:
+def store_as_old_code(app: App, *events: Any) -> None:
     """Write events the way version 1 of the code did: the real mapper, the real recorder."""
     rows = [replace(app.store.mapper.to_stored_event(e), topic=get_topic(TOPIC_TODAY[type(e)])) for e in events]
     app.store.recorder.insert_events(rows)
@@ -146,12 +146,12 @@ def old_gizmo(gizmo_id: UUID, name: str, *labels: str) -> list[Any]:
     return [made, *tagged]
 
 
-def raw_states(app: Gridcase, aggregate_id: UUID) -> list[dict[str, Any]]:
+def raw_states(app: App, aggregate_id: UUID) -> list[dict[str, Any]]:
     """The JSON the store holds for an aggregate, as written."""
     return [json.loads(row.state) for row in app.store.recorder.select_events(aggregate_id)]
 
 
-def test_events_stored_under_version_1_load_as_the_current_version(app: Gridcase) -> None:
+def test_events_stored_under_version_1_load_as_the_current_version(app: App) -> None:
     gizmo_id = uuid4()
     store_as_old_code(app, *old_gizmo(gizmo_id, "水表井", "blue", "校准"))
 
@@ -172,7 +172,7 @@ def test_events_stored_under_version_1_load_as_the_current_version(app: Gridcase
     assert (gizmo.name, gizmo.colour, gizmo.tags, gizmo.version) == ("水表井", "grey", [("blue", ""), ("校准", "")], 3)
 
 
-def test_an_upcast_aggregate_carries_on_and_its_new_events_are_stored_at_their_version(app: Gridcase) -> None:
+def test_an_upcast_aggregate_carries_on_and_its_new_events_are_stored_at_their_version(app: App) -> None:
     gizmo_id = uuid4()
     store_as_old_code(app, *old_gizmo(gizmo_id, "old", "a"))
 
@@ -191,7 +191,7 @@ def test_an_upcast_aggregate_carries_on_and_its_new_events_are_stored_at_their_v
     assert reloaded.version == 4
 
 
-def test_a_row_at_a_middle_version_is_upcast_only_from_there(app: Gridcase) -> None:
+def test_a_row_at_a_middle_version_is_upcast_only_from_there(app: App) -> None:
     gizmo_id = uuid4()
     store_as_old_code(app, *old_gizmo(gizmo_id, "old"))
     # A row written while Tagged was at version 2: it already has a note, still says "label".
@@ -218,7 +218,7 @@ def test_a_row_at_a_middle_version_is_upcast_only_from_there(app: Gridcase) -> N
     assert tagged.occurred_at == datetime(2021, 6, 1, 9, 0, tzinfo=UTC)
 
 
-def test_the_mapper_writes_class_version_only_above_1(app: Gridcase) -> None:
+def test_the_mapper_writes_class_version_only_above_1(app: App) -> None:
     gizmo = Gizmo.make("new", "red")
     gizmo.note("v1 event")
     gizmo.tag("t", "v3 event")

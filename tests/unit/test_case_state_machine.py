@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from adapters.service import Gridcase
 from domain.errors import CommandRefused, DomainError
 from tests.conftest import make_settings
 from tests.support import (
@@ -23,6 +22,7 @@ from tests.support import (
     OTHER_WORKER,
     T0,
     WORKER,
+    make_app,
     report,
     run,
     seed_small_district,
@@ -115,7 +115,7 @@ class CaseLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.tmpdir = tempfile.mkdtemp(prefix="gridcase-sm-")
         self.url = f"sqlite:///{self.tmpdir}/x.db"
-        self.app = Gridcase(make_settings(self.url))
+        self.app = make_app(make_settings(self.url))
         seed_small_district(self.app)
         self.number = report(self.app)
         self.master = report(self.app, description="井盖缺失 same manhole, second caller")
@@ -511,7 +511,7 @@ class CaseLifecycle(RuleBasedStateMachine):
     @invariant()
     def a_new_service_reloads_the_same_case(self) -> None:
         live = self.app.case(self.number)
-        fresh_app = Gridcase(make_settings(self.url))
+        fresh_app = make_app(make_settings(self.url))
         try:
             fresh = fresh_app.case(self.number)
         finally:

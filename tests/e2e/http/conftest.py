@@ -13,12 +13,12 @@ import httpx
 import pytest
 import uvicorn
 
+from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
 from adapters.http.runtime import Runtime
-from adapters.service import Gridcase
 from domain.base import Role
 from tests.conftest import make_settings
-from tests.support import ADMIN, seed_small_district
+from tests.support import ADMIN, make_app, seed_small_district
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -53,7 +53,7 @@ class Api:
 
     def events(self) -> int:
         """How many events the store holds: a refused request must not change it."""
-        return int(self.runtime.service.store.recorder.max_notification_id() or 0)
+        return self.runtime.reader.last_position()
 
 
 def _free_socket() -> socket.socket:
@@ -65,7 +65,7 @@ def _free_socket() -> socket.socket:
 
 def seed(url: str) -> None:
     """The small district of the other tests, plus a second department."""
-    service = Gridcase(make_settings(url))
+    service = make_app(make_settings(url))
     try:
         seed_small_district(service)
         from tests.support import T0, run  # noqa: PLC0415
@@ -89,9 +89,9 @@ def serving(url: str) -> Iterator[Api]:
     """Seed the small district into a database and serve the API over it on a free loopback port."""
     seed(url)
     settings = make_settings(url)
-    runtime = Runtime(settings)
+    runtime = Runtime(bootstrap(settings))
     tokens = {name: runtime.tokens.create(actor, role, unit).token for name, (actor, role, unit) in CAST.items()}
-    app = create_app(settings, runtime=runtime)
+    app = create_app(runtime=runtime)
     sock = _free_socket()
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 from adapters.http.catalogue import DISTRICT_BOUNDS, Catalogue
 from adapters.reference import load_reference_district
-from adapters.service import Gridcase
 from tests.conftest import make_settings
-from tests.support import CATEGORY, GRID, OTHER_GRID
+from tests.support import CATEGORY, GRID, OTHER_GRID, make_app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -65,10 +64,10 @@ def test_points_outside_the_district_are_in_no_grid(api: Api, lat: float, lon: f
 
 @pytest.mark.slow
 def test_on_the_reference_district_every_base_grid_has_its_cell_and_every_grid_its_name(tmp_path: Path) -> None:
-    service = Gridcase(make_settings(f"sqlite:///{tmp_path / 'reference.db'}"))
+    service = make_app(make_settings(f"sqlite:///{tmp_path / 'reference.db'}"))
     try:
         load_reference_district(service, datetime.fromisoformat("2021-01-01T00:00:00+08:00"))
-        catalogue = Catalogue(service.store.recorder)
+        catalogue = Catalogue(service.reader)
         catalogue.refresh()
     finally:
         service.close()

@@ -10,7 +10,6 @@ from kafka import KafkaProducer
 
 from adapters.kafka.relay import kafka_config
 from adapters.kafka.source import KafkaSource
-from adapters.service import Gridcase
 from projections.case_status import CaseStatus
 from projections.events import decode
 from projections.intake import Intake
@@ -19,6 +18,7 @@ from projections.runner import Runner
 from projections.sql import make_engine
 from tests.conftest import make_settings
 from tests.integration.kafka.support import Engine, read_models
+from tests.support import make_app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,9 +34,9 @@ def test_the_topics_give_back_the_store_in_order(simulated: tuple[str, int], bro
     producer.flush()
     producer.close()
     source = KafkaSource(kafka_config(broker, "test"))
-    service = Gridcase(make_settings(store))
+    service = make_app(make_settings(store))
     try:
-        from_store = service.store.recorder.select_notifications(start=1, limit=last)
+        from_store = service.reader.recorder.select_notifications(start=1, limit=last)
         from_kafka = []
         while batch := source(from_kafka[-1].id if from_kafka else 0, 3_000):
             from_kafka.extend(batch)

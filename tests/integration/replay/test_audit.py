@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import text
 
-from adapters.service import Gridcase
 from domain.case import case_id
 from projections.sql import make_engine
 from replay.audit import history, links_of, verify_chain
 from tests.conftest import make_settings
-from tests.support import CALLBACK, DISPATCHER, WORKER, report, run, seed_small_district
+from tests.support import CALLBACK, DISPATCHER, WORKER, App, make_app, report, run, seed_small_district
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,7 +28,7 @@ class Store:
     """The application and an engine on one database, with the SQL a tamperer would use."""
 
     def __init__(self, url: str) -> None:
-        self.app = Gridcase(make_settings(url))
+        self.app = make_app(make_settings(url))
         self.engine = make_engine(url)
         self.sqlite = url.startswith("sqlite")
         #: The column holding an event's position: SQLite's rowid, PostgreSQL's notification_id.
@@ -65,7 +64,7 @@ def store(database_url: str) -> Iterator[Store]:
     opened.app.close()
 
 
-def full_life(app: Gridcase) -> str:
+def full_life(app: App) -> str:
     """A case from report to a satisfied callback."""
     number = report(app)
     for command, actor, fields in (
@@ -184,7 +183,7 @@ def test_swapping_the_positions_of_events_of_two_cases_is_seen(store: Store) -> 
 
 
 def test_two_processes_writing_one_case_in_turn_keep_its_chain_whole(store: Store, database_url: str) -> None:
-    other = Gridcase(make_settings(database_url))  # its own connections and its own memory of recent links
+    other = make_app(make_settings(database_url))  # its own connections and its own memory of recent links
     try:
         number = report(store.app)
         run(other, command="case.accept", case_number=number, actor=DISPATCHER, level="community")

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from projections.case_status import CaseStatus, case_status
+from projections.catalogue import FACTORIES
 from projections.intake import Intake
 from projections.performance import Performance
 from projections.runner import Runner
 from projections.sql import make_engine
-from replay.build import FACTORIES, outdated, rebuild, verify
+from replay.build import outdated, rebuild, verify
 from tests.integration.test_performance import Simulation, open_world
 from tests.support import report
 
@@ -30,19 +31,19 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Engine
 
-    from adapters.service import Gridcase
+    from tests.support import App
 
 QINGDAO = ZoneInfo("Asia/Shanghai")
 ALL = list(FACTORIES)
 
 
-def reader(app: Gridcase) -> Any:
+def reader(app: App) -> Any:
     """The store's notification log as a replay source."""
     recorder = app.store.recorder
     return lambda after, limit: recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
 
 
-def live_runner(app: Gridcase, engine: Engine) -> Runner:
+def live_runner(app: App, engine: Engine) -> Runner:
     """The live runner, in small batches so that batch boundaries fall everywhere."""
     runner = Runner(engine, reader(app), [CaseStatus(), Performance(QINGDAO), Intake(QINGDAO)], batch_size=29)
     runner.create_tables()

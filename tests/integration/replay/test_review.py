@@ -25,7 +25,7 @@ from tests.support import CALLBACK, DISPATCHER, GRID, OPERATOR, OTHER_GRID, run
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from adapters.service import Gridcase
+    from tests.support import App
 
 QINGDAO = ZoneInfo("Asia/Shanghai")
 RULES = Path(__file__).resolve().parents[2] / "rules" / "2021.toml"
@@ -68,7 +68,7 @@ class June:
     def __init__(self, url: str) -> None:
         self.now = local(1, 8)
         self.token = RECORDING_CLOCK.set(lambda: self.now.astimezone(UTC))
-        self.app: Gridcase = open_world(url)
+        self.app: App = open_world(url)
         self.engine = make_engine(url)
         self.rules = load_rules(RULES)
 

@@ -1,0 +1,143 @@
+"""The one place that builds the engine's parts from the settings; every entry point asks it for what it needs.
+
+The CLI, the HTTP server, the relay, the projectors, replays and the benches call
+:func:`bootstrap` (or :func:`settings_from_environment` first) and take the store
+reader, the service, the read side, the relay or the HTTP app from the
+:class:`Engine`. Nothing else builds ``Settings`` or reaches through the service
+to the store.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from adapters.logging import configure_logging
+from adapters.settings import Settings
+from adapters.store import EventStoreApplication, StoreReader, store_env
+from projections.catalogue import all_projections, make_projections
+from projections.read_side import ReadSide
+from projections.runner import Runner
+from projections.sql import make_engine
+from service import Service
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
+
+    from fastapi import FastAPI
+    from sqlalchemy import Engine as SqlEngine
+
+    from adapters.kafka.consumer import KafkaProjector
+    from adapters.kafka.relay import Relay
+    from projections.base import Projection
+
+
+class BadSettings(ValueError):
+    """A ``GRIDCASE_*`` environment variable the settings model refuses; the message names it."""
+
+
+def settings_from_environment(*, configure_logs: bool = True) -> Settings:
+    """The settings from ``GRIDCASE_*`` variables (read once, at start-up); logging configured from them."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        raise BadSettings(describe(error)) from None
+    if configure_logs:
+        configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each wrong field."""
+    parts = []
+    for problem in error.errors()[:5]:
+        where = ".".join(str(p) for p in problem["loc"] if not str(p).startswith("function-"))
+        parts.append(f"{where}: {problem['msg']}" if where else problem["msg"])
+    return "; ".join(parts)
+
+
+class Engine:
+    """Everything an entry point may ask for, built once from the settings (the costly parts when first asked)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self._clock = clock
+
+    @cached_property
+    def store(self) -> EventStoreApplication:
+        """The event store (opened when first asked: a Kafka-fed projector never opens it)."""
+        return EventStoreApplication(env=store_env(self.settings))
+
+    @cached_property
+    def reader(self) -> StoreReader:
+        """The store's notification log, in store order."""
+        return StoreReader(self.store.recorder)
+
+    @cached_property
+    def service(self) -> Service:
+        """The application service over the store, given the district's zone and number prefixes."""
+        settings = self.settings
+        return Service(
+            self.store,
+            tz=settings.tz,
+            case_prefix=settings.case_prefix,
+            patrol_prefix=settings.patrol_prefix,
+            clock=self._clock,
+        )
+
+    @cached_property
+    def read_engine(self) -> SqlEngine:
+        """The read models' database."""
+        return make_engine(self.settings.read_url)
+
+    def projections(self, names: Sequence[str] | None = None) -> list[Projection]:
+        """Fresh instances of the read models (all of them, or those named)."""
+        tz = self.settings.tz
+        return all_projections(tz) if names is None else make_projections(names, tz)
+
+    def runner(self, *, batch_size: int = 25_000, owner: str | None = None) -> Runner:
+        """The projection runner over the store's notification log, into the read models' database."""
+        return Runner(self.read_engine, self.reader.read, self.projections(), batch_size=batch_size, owner=owner)
+
+    def read_side(self, *, batch_size: int = 25_000) -> ReadSide:
+        """The read models with their queries; caught up from the store unless Kafka-fed projectors keep them."""
+        return ReadSide(
+            self.read_engine,
+            self.runner(batch_size=batch_size),
+            fetch=self.reader.fetch,
+            catch_up_from_store=self.settings.projections_source == "store",
+        )
+
+    def relay(self, *, batch_size: int = 5_000) -> Relay:
+        """The relay from this store to the Kafka topics."""
+        from adapters.kafka.wiring import make_relay  # noqa: PLC0415 - only the relay pays for kafka-python
+
+        return make_relay(self.settings, self.reader, batch_size=batch_size)
+
+    def kafka_projector(self, *, member: tuple[int, int] = (0, 1), batch_size: int = 10_000) -> KafkaProjector:
+        """The read models fed from the Kafka topics, in the read models' database."""
+        from adapters.kafka.wiring import make_kafka_projector  # noqa: PLC0415
+
+        return make_kafka_projector(self.settings, self.projections(), member=member, batch_size=batch_size)
+
+    def http_app(self, *, follow: bool = True) -> FastAPI:
+        """The HTTP API over this engine; ``follow`` runs the projections in a background thread."""
+        from adapters.http.app import create_app  # noqa: PLC0415 - only the server pays for FastAPI
+        from adapters.http.runtime import Runtime  # noqa: PLC0415
+
+        return create_app(lambda: Runtime(self, follow=follow))
+
+    def close(self) -> None:
+        """Release database connections."""
+        if "read_engine" in self.__dict__:
+            self.read_engine.dispose()
+        if "store" in self.__dict__:
+            self.store.close()
+
+
+def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None) -> Engine:
+    """The engine over the configured databases (the settings from the environment when none are given)."""
+    return Engine(settings or settings_from_environment(), clock=clock)

@@ -1,0 +1,130 @@
+"""The engine's application service: commands in, plain values out.
+
+Entry points (CLI, ``apply``, HTTP, the simulator) build a command model and
+call :meth:`Service.handle`; it returns ids and plain values, never aggregates.
+The service is given the store and plain values, not the settings.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from domain.case import Case, case_id
+from domain.errors import DomainError
+from domain.registry import Worker, worker_id
+from service import cases, patrols, registry
+from service.errors import BadInput
+from service.handling import Handlers, Handling, Result
+from service.numbers import NumberIssuer
+from service.unit_of_work import UnitOfWork
+from service.views import CaseView, history_rows
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+    from zoneinfo import ZoneInfo
+
+    from domain import commands as c
+    from service.ports import EventStore
+
+log = structlog.get_logger("gridcase")
+
+HANDLERS = Handlers({**cases.handlers, **patrols.handlers, **registry.handlers})
+
+
+class Service:
+    """Carries out commands against the event store and answers what the write side knows."""
+
+    def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
+                 clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
+        self.tz = tz
+        self.work = UnitOfWork(store)
+        self.numbers = NumberIssuer(self.work)
+        self._handling = Handling(
+            self.work, self.numbers, tz, case_prefix, patrol_prefix, clock or (lambda: datetime.now(UTC))
+        )
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The engine's clock: ``occurred_at`` defaults to it and may not lie beyond it."""
+        return self._handling.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], datetime]) -> None:
+        self._handling.clock = clock
+
+    # -- commands ---------------------------------------------------------------
+
+    def handle(self, command: c.AnyCommand) -> Result:
+        """Carry out one command; raise a domain error (nothing written) if it is refused."""
+        handler = HANDLERS.get(type(command))
+        if handler is None:
+            msg = f"unknown command {type(command).__name__}"
+            raise BadInput(msg)
+        result: Result = handler(self._handling, command)
+        log.info("command", command=command.command, actor=command.actor.id, **result)
+        return result
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Carry out every command inside as one transaction: all of it is saved, or (if one is refused) none."""
+        numbers_before = self.numbers.remembered()
+        try:
+            with self.work.batch():
+                yield
+        except BaseException:
+            # Nothing of a refused batch is written, so none of its numbers were issued.
+            self.numbers.restore(numbers_before)
+            raise
+
+    # -- what the write side knows ---------------------------------------------
+
+    def case(self, number: str) -> CaseView:
+        """The case as it stands now (its own number, not followed to a master)."""
+        return CaseView.of(self._case(number, "case.show"))
+
+    def resolve_number(self, number: str) -> str:
+        """The number of the case a citizen's number leads to, following merges."""
+        seen = {number}
+        case = self._case(number, "case.lookup")
+        while case.merged_into is not None and case.merged_into not in seen:
+            seen.add(case.merged_into)
+            case = self._case(case.merged_into, "case.lookup")
+        return case.case_number
+
+    def history(self, number: str, *, personal_data: bool = False) -> list[dict[str, Any]]:
+        """Every event of a case, oldest first; the reporter's personal data masked unless asked for."""
+        self._case(number, "case.history")  # a clear error for an unknown number
+        return history_rows(self.work.store.events_of(case_id(number)), personal_data=personal_data)
+
+    def case_exists(self, number: str) -> bool:
+        """Whether a case of this number was ever filed."""
+        return self.work.exists(case_id(number))
+
+    def is_department(self, code: str) -> bool:
+        """Whether this code is a department (职能部门) in the registry."""
+        try:
+            self._handling.department(code, "department.lookup")
+        except DomainError:
+            return False
+        return True
+
+    def worker_registered(self, code: str) -> bool:
+        """Whether a worker of this code was ever registered."""
+        return self.work.exists(worker_id(code))
+
+    def worker_grids(self, code: str) -> set[str]:
+        """The grids a worker is assigned to now (none for an unknown worker)."""
+        if not self.work.exists(worker_id(code)):
+            return set()
+        try:
+            return set(self.work.load(Worker, worker_id(code), "worker", code, "worker.grids").assignments)
+        except DomainError:
+            return set()
+
+    def _case(self, number: str, command: str) -> Case:
+        return cases.load_case(self._handling, number, command)

@@ -1,0 +1,236 @@
+"""Command handlers of the case (Case): intake, dispatch, handling, verification, closure, feedback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from domain import commands as c
+from domain.case import Case, CaseState, Channel, HandlerKind, case_id
+from domain.errors import AlreadyExists, CommandRefused, UnknownReference
+from domain.registry import (
+    CALENDAR_ID,
+    SLA_POLICY_ID,
+    Category,
+    HolidayCalendar,
+    OrgUnit,
+    SlaPolicy,
+    Worker,
+    category_id,
+    org_unit_id,
+    worker_id,
+)
+from domain.sla import WorkingCalendar, add_duration, rule_for
+from service.errors import ConcurrentChange
+from service.handling import Handlers, Handling, Result
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+handlers = Handlers()
+
+
+def load_case(handling: Handling, number: str, command: str) -> Case:
+    """A case by its own number."""
+    return handling.load(Case, case_id(number), "case", number, command)
+
+
+def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channel: Channel, grid_code: str,
+           patrol_number: str | None) -> Result:  # fmt: skip
+    """File a new case under the next number of its day (or the number an import gives)."""
+    at = handling.when(command)
+    handling.load(Category, category_id(command.category), "category", command.category, command.command)
+    grid = handling.grid(grid_code, command.command)
+    assert grid.parent is not None
+    community = handling.load(OrgUnit, org_unit_id(grid.parent), "community", grid.parent, command.command)
+    assert community.parent is not None
+
+    def make(number: str) -> Case:
+        return Case.report(
+            case_number=number,
+            channel=channel,
+            category=command.category,
+            grid=grid.code,
+            community=community.code,
+            street=community.parent or "",
+            location=command.location,
+            description=command.description,
+            reporter=getattr(command, "reporter", None),
+            urgency=command.urgency,
+            patrol_id=patrol_number,
+            actor=command.actor,
+            at=at,
+        )
+
+    given = getattr(command, "case_number", None)
+    if given is not None:
+        if handling.work.exists(case_id(given)):
+            raise AlreadyExists("case", given, command=command.command)
+        case = make(given)
+        try:
+            handling.work.save(case)
+        except ConcurrentChange:
+            raise AlreadyExists("case", given, command=command.command) from None
+    else:
+        day = at.astimezone(handling.tz).date()
+        case = handling.numbers.create(handling.case_prefix, day, case_id, make)
+    return {"case_number": case.case_number, "state": case.state.value}
+
+
+@handlers.of(c.ReportCase)
+def _report(handling: Handling, command: c.ReportCase) -> Result:
+    return report(handling, command, channel=command.channel, grid_code=command.grid, patrol_number=None)
+
+
+def on_case(handling: Handling, command: c.CaseCommand, act: Callable[[Case, datetime], None]) -> Result:
+    """Load the case, let the domain decide, save what it decided."""
+    at = handling.when(command)
+    case = load_case(handling, command.case_number, command.command)
+    try:
+        act(case, at)
+    except UnknownReference as error:
+        # Name the case and its state too, like every other refusal of a case command.
+        raise CommandRefused(
+            subject=f"case {case.case_number}",
+            state=case.state.value,
+            command=command.command.removeprefix("case."),
+            rule=error.rule,
+            reason=f"unknown {error.kind} {error.code!r}",
+        ) from None
+    handling.work.save(case)
+    return {"case_number": case.case_number, "state": case.state.value}
+
+
+@handlers.of(c.AcceptCase)
+def _accept(handling: Handling, command: c.AcceptCase) -> Result:
+    return on_case(handling, command, lambda case, at: case.accept(command.actor, command.level, at))
+
+
+@handlers.of(c.RejectCase)
+def _reject(handling: Handling, command: c.RejectCase) -> Result:
+    return on_case(handling, command, lambda case, at: case.reject(command.actor, command.reason, at))
+
+
+@handlers.of(c.MergeDuplicate)
+def _merge(handling: Handling, command: c.MergeDuplicate) -> Result:
+    def act(case: Case, at: datetime) -> None:
+        master = load_case(handling, command.master_case_number, command.command)
+        if master.state is CaseState.MERGED or not master.is_open:
+            raise CommandRefused(
+                subject=f"case {case.case_number}",
+                state=case.state.value,
+                command="merge",
+                rule="MasterCaseMustBeOpen",
+                reason=f"master case {master.case_number} is {master.state.value}",
+            )
+        case.merge_into(command.actor, master.case_number, at)
+
+    return on_case(handling, command, act)
+
+
+@handlers.of(c.DispatchCase)
+def _dispatch(handling: Handling, command: c.DispatchCase) -> Result:
+    def act(case: Case, at: datetime) -> None:
+        handler = command.handler
+        if handler.kind is HandlerKind.WORKER:
+            handling.load(Worker, worker_id(handler.id), "worker", handler.id, command.command)
+        else:
+            handling.department(handler.id, command.command)
+        category = handling.load(Category, category_id(case.category), "category", case.category, command.command)
+        policy = handling.load(SlaPolicy, SLA_POLICY_ID, "SLA policy", "sla", command.command)
+        rule = rule_for(policy.rules, category.sla_class, case.urgency.value)
+        if rule is None:
+            raise UnknownReference("SLA rule", f"{category.sla_class}/{case.urgency.value}", command=command.command)
+        calendar = _calendar(handling)
+        case.dispatch(
+            command.actor,
+            handler,
+            sign_by=add_duration(at, rule.sign_within, calendar, handling.tz),
+            resolve_by=add_duration(at, rule.resolve_within, calendar, handling.tz),
+            sla_policy_version=policy.current_version,
+            calendar_version=calendar.version,
+            at=at,
+        )
+
+    return on_case(handling, command, act)
+
+
+def _calendar(handling: Handling) -> WorkingCalendar:
+    if not handling.work.exists(CALENDAR_ID):
+        return WorkingCalendar()
+    return handling.load(HolidayCalendar, CALENDAR_ID, "calendar", "calendar", "dispatch").calendar
+
+
+@handlers.of(c.SignDispatch)
+def _sign(handling: Handling, command: c.SignDispatch) -> Result:
+    return on_case(handling, command, lambda case, at: case.sign(command.actor, at))
+
+
+@handlers.of(c.ReturnDispatch)
+def _return(handling: Handling, command: c.ReturnDispatch) -> Result:
+    return on_case(handling, command, lambda case, at: case.return_dispatch(command.actor, command.reason, at))
+
+
+@handlers.of(c.EscalateCase)
+def _escalate(handling: Handling, command: c.EscalateCase) -> Result:
+    return on_case(
+        handling, command, lambda case, at: case.escalate(command.actor, command.to_level, command.reason, at)
+    )
+
+
+@handlers.of(c.ExtendDeadline)
+def _extend(handling: Handling, command: c.ExtendDeadline) -> Result:
+    return on_case(
+        handling, command, lambda case, at: case.extend_deadline(command.actor, command.resolve_by, command.reason, at)
+    )
+
+
+@handlers.of(c.SuspendCase)
+def _suspend(handling: Handling, command: c.SuspendCase) -> Result:
+    return on_case(handling, command, lambda case, at: case.suspend(command.actor, command.reason, at))
+
+
+@handlers.of(c.ResumeCase)
+def _resume(handling: Handling, command: c.ResumeCase) -> Result:
+    return on_case(handling, command, lambda case, at: case.resume(command.actor, at))
+
+
+@handlers.of(c.NoteProgress)
+def _note(handling: Handling, command: c.NoteProgress) -> Result:
+    return on_case(handling, command, lambda case, at: case.note(command.actor, command.note, at))
+
+
+@handlers.of(c.ResolveCase)
+def _resolve(handling: Handling, command: c.ResolveCase) -> Result:
+    return on_case(
+        handling, command, lambda case, at: case.resolve(command.actor, command.result, command.evidence, at)
+    )
+
+
+@handlers.of(c.VerifyResolution)
+def _verify(handling: Handling, command: c.VerifyResolution) -> Result:
+    return on_case(handling, command, lambda case, at: case.verify(command.actor, at))
+
+
+@handlers.of(c.RejectResolution)
+def _reject_resolution(handling: Handling, command: c.RejectResolution) -> Result:
+    return on_case(handling, command, lambda case, at: case.reject_resolution(command.actor, command.reason, at))
+
+
+@handlers.of(c.CloseCase)
+def _close(handling: Handling, command: c.CloseCase) -> Result:
+    return on_case(handling, command, lambda case, at: case.close(command.actor, at))
+
+
+@handlers.of(c.RecordFeedback)
+def _feedback(handling: Handling, command: c.RecordFeedback) -> Result:
+    return on_case(
+        handling,
+        command,
+        lambda case, at: case.record_feedback(command.actor, command.satisfaction, command.resolved, at),
+    )
+
+
+@handlers.of(c.ReopenCase)
+def _reopen(handling: Handling, command: c.ReopenCase) -> Result:
+    return on_case(handling, command, lambda case, at: case.reopen(command.actor, command.reason, at))

@@ -1,0 +1,88 @@
+"""Command handlers of the patrol (Patrol): start, checkpoints, end, and hazards found on it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from domain import commands as c
+from domain.base import Role
+from domain.case import Channel
+from domain.errors import CommandRefused
+from domain.patrol import Patrol, patrol_id
+from domain.registry import OrgUnit, Worker, org_unit_id, worker_id
+from service.cases import report
+from service.handling import Handlers, Handling, Result
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+handlers = Handlers()
+
+
+def load_patrol(handling: Handling, number: str, command: str) -> Patrol:
+    """A patrol by its number."""
+    return handling.load(Patrol, patrol_id(number), "patrol", number, command)
+
+
+@handlers.of(c.StartPatrol)
+def _start(handling: Handling, command: c.StartPatrol) -> Result:
+    at = handling.when(command)
+    handling.load(Worker, worker_id(command.worker), "worker", command.worker, command.command)
+    grid = handling.grid(command.grid, command.command)
+    assert grid.parent is not None
+    community = handling.load(OrgUnit, org_unit_id(grid.parent), "community", grid.parent, command.command)
+    day = at.astimezone(handling.tz).date()
+    patrol = handling.numbers.create(
+        handling.patrol_prefix,
+        day,
+        patrol_id,
+        lambda number: Patrol.start(
+            patrol_number=number,
+            worker=command.worker,
+            grid=grid.code,
+            community=community.code,
+            street=community.parent or "",
+            actor=command.actor,
+            at=at,
+        ),
+    )
+    return {"patrol_number": patrol.patrol_number, "state": patrol.state.value}
+
+
+def _on_patrol(handling: Handling, command: c.PatrolCommand, act: Callable[[Patrol, datetime], None]) -> Result:
+    at = handling.when(command)
+    patrol = load_patrol(handling, command.patrol_number, command.command)
+    act(patrol, at)
+    handling.work.save(patrol)
+    return {"patrol_number": patrol.patrol_number, "state": patrol.state.value}
+
+
+@handlers.of(c.LogCheckpoint)
+def _checkpoint(handling: Handling, command: c.LogCheckpoint) -> Result:
+    return _on_patrol(
+        handling,
+        command,
+        lambda patrol, at: patrol.log_checkpoint(
+            command.actor, command.kind, command.target, command.notes, command.elderly_visit, at
+        ),
+    )
+
+
+@handlers.of(c.EndPatrol)
+def _end(handling: Handling, command: c.EndPatrol) -> Result:
+    return _on_patrol(handling, command, lambda patrol, at: patrol.end(command.actor, command.distance_m, at))
+
+
+@handlers.of(c.ReportHazard)
+def _hazard(handling: Handling, command: c.ReportHazard) -> Result:
+    patrol = load_patrol(handling, command.patrol_number, command.command)
+    if command.actor.role is Role.GRID_WORKER and command.actor.id != patrol.worker:
+        raise CommandRefused(
+            subject=f"patrol {patrol.patrol_number}",
+            state=patrol.state.value,
+            command=command.command,
+            rule="PatrolIsLoggedByItsWorker",
+            reason=f"the patrol is {patrol.worker}'s, not {command.actor.id}'s",
+        )
+    return report(handling, command, channel=Channel.PATROL, grid_code=patrol.grid, patrol_number=patrol.patrol_number)
