@@ -12,11 +12,9 @@ from domain.registry import (
     SLA_POLICY_ID,
     Category,
     HolidayCalendar,
-    OrgUnit,
     SlaPolicy,
     Worker,
     category_id,
-    org_unit_id,
     worker_id,
 )
 from domain.sla import WorkingCalendar, add_duration, rule_for
@@ -40,19 +38,16 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
     """File a new case under the next number of its day (or the number an import gives)."""
     at = handling.when(command)
     handling.load(Category, category_id(command.category), "category", command.category, command.command)
-    grid = handling.grid(grid_code, command.command)
-    assert grid.parent is not None
-    community = handling.load(OrgUnit, org_unit_id(grid.parent), "community", grid.parent, command.command)
-    assert community.parent is not None
+    grid, community, street = handling.place(grid_code, command.command)
 
     def make(number: str) -> Case:
         return Case.report(
             case_number=number,
             channel=channel,
             category=command.category,
-            grid=grid.code,
-            community=community.code,
-            street=community.parent or "",
+            grid=grid,
+            community=community,
+            street=street,
             location=command.location,
             description=command.description,
             reporter=getattr(command, "reporter", None),
