@@ -585,6 +585,10 @@ class Gridcase:
         """The case as it stands now (its own number, not followed to a master)."""
         return self._case(number, "case.show")
 
+    def worker_registered(self, code: str) -> bool:
+        """Whether a worker with this code was ever registered (in the store or in the batch under way)."""
+        return self._exists(worker_id(code))
+
     def resolve_number(self, number: str) -> str:
         """The number of the case a citizen's number leads to, following merges."""
         seen = {number}
