@@ -13,9 +13,11 @@ from eventsourcing.utils import get_topic, resolve_topic
 from domain.base import upcast_state
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from uuid import UUID
 
     from eventsourcing.domain import DomainEventProtocol
+    from eventsourcing.persistence import ApplicationRecorder, Notification
     from pydantic import BaseModel
 
     from adapters.settings import Settings
@@ -106,3 +108,27 @@ class EventStoreApplication(Application[Any]):
     def exists(self, aggregate_id: UUID) -> bool:
         """Whether any event was ever stored for this id (one indexed lookup)."""
         return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+
+class StoreReader:
+    """Reads the store's notification log and an aggregate's events: what a client of the engine may read."""
+
+    def __init__(self, recorder: ApplicationRecorder) -> None:
+        self._recorder = recorder
+
+    def read(self, after: int, limit: int) -> Sequence[Notification]:
+        """Up to ``limit`` notifications after position ``after``, in order."""
+        return self._recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+
+    def last_position(self) -> int:
+        """The position of the last notification (0 for an empty store)."""
+        return int(self._recorder.max_notification_id() or 0)
+
+    def fetch(self, position: int) -> Notification | None:
+        """The notification at exactly this position, or None."""
+        found = self._recorder.select_notifications(start=position, limit=1)
+        return found[0] if found and found[0].id == position else None
+
+    def events_of(self, aggregate_id: UUID) -> Sequence[StoredEvent]:
+        """Every stored event of one aggregate, oldest first."""
+        return self._recorder.select_events(aggregate_id)
