@@ -945,7 +945,7 @@ REFERENCE_AT = "2021-01-01T00:00:00+08:00"
 def _load_reference(service: Gridcase, as_json: bool) -> dict[str, int]:
     from rich.progress import Progress  # noqa: PLC0415
 
-    from adapters.reference import load_reference_district  # noqa: PLC0415
+    from district.reference import load_reference_district  # noqa: PLC0415
 
     at = datetime.fromisoformat(REFERENCE_AT)
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
@@ -997,8 +997,8 @@ def simulate(
     as_json: JsonOpt = False,
 ) -> None:
     """Drive the reference district through N days of plausible life, through the engine's own commands."""
-    from adapters.reference import reference_commands  # noqa: PLC0415
-    from adapters.simulator import SimulationConfig, Simulator, World  # noqa: PLC0415
+    from district.reference import reference_commands  # noqa: PLC0415
+    from district.simulator import SimulationConfig, Simulator, World  # noqa: PLC0415
 
     settings = _settings()
     try:
@@ -1039,8 +1039,8 @@ def simulate(
 @app.command("walkthrough")
 def walkthrough(as_json: JsonOpt = False) -> None:
     """Load the reference district if absent, walk one complaint through its whole life, print its history."""
-    from adapters.reference import reference_commands  # noqa: PLC0415
-    from adapters.walkthrough import tour_cast, walk_one_complaint  # noqa: PLC0415
+    from district.reference import reference_commands  # noqa: PLC0415
+    from district.walkthrough import tour_cast, walk_one_complaint  # noqa: PLC0415
 
     settings = _settings()
     with _service(settings) as service:

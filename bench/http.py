@@ -39,9 +39,9 @@ from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.tables import create_tables
 from adapters.logging import configure_logging
-from adapters.reference import load_reference_district
 from adapters.service import Gridcase
 from adapters.settings import Settings
+from district.reference import load_reference_district
 from domain.base import Role
 from domain.case import Channel
 from domain.commands import COMMANDS

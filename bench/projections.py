@@ -32,10 +32,10 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from adapters.logging import configure_logging
-from adapters.reference import load_reference_district, reference_commands
 from adapters.service import Gridcase
 from adapters.settings import Settings
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
 from projections.events import decode
 from projections.intake import Intake

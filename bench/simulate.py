@@ -21,10 +21,10 @@ from pathlib import Path
 from eventsourcing.persistence import StoredEvent
 
 from adapters.logging import configure_logging
-from adapters.reference import load_reference_district, reference_commands
 from adapters.service import Gridcase
 from adapters.settings import Settings
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 
 REFERENCE_AT = datetime.fromisoformat("2021-01-01T00:00:00+08:00")
 

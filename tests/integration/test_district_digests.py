@@ -12,9 +12,9 @@ import hashlib
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
-from adapters.reference import load_reference_district, reference_commands
 from adapters.service import Gridcase
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from tests.conftest import make_settings
 
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ from jsonschema import Draft202012Validator, FormatChecker
 from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay
 from adapters.kafka.schemas import HEADERS, ROOT, event_types
-from adapters.reference import load_reference_district, reference_commands
 from adapters.service import Gridcase
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from tests.conftest import make_settings
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
-from adapters.reference import (
+from adapters.service import Gridcase
+from district.reference import (
     CHUNK,
     DISTRICT,
     LOADER,
@@ -18,7 +19,6 @@ from adapters.reference import (
     load_reference_district,
     reference_commands,
 )
-from adapters.service import Gridcase
 from domain.errors import AlreadyExists
 from domain.registry import (
     CALENDAR_ID,

@@ -32,9 +32,9 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import select
 
-from adapters.reference import load_reference_district, reference_commands
 from adapters.service import Gridcase
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
 from projections.runner import LeaseHeld, Runner
 from projections.sql import bookkeeping, deadletters, leases, make_engine, positions

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.reference import load_reference_district, reference_commands
 from adapters.service import Gridcase
-from adapters.simulator import SimulationConfig, Simulator, Totals, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, Totals, World
 from domain import case as case_module
 from domain import patrol as patrol_module
 from domain import registry as registry_module

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.http.catalogue import DISTRICT_BOUNDS, Catalogue
-from adapters.reference import load_reference_district
 from adapters.service import Gridcase
+from district.reference import load_reference_district
 from tests.conftest import make_settings
 from tests.support import CATEGORY, GRID, OTHER_GRID
 
