@@ -18,8 +18,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the packages.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
 
 import argparse
 import asyncio
@@ -41,6 +43,7 @@ from adapters.http.tables import create_tables
 from adapters.logging import configure_logging
 from adapters.service import Gridcase
 from adapters.settings import Settings
+from adapters.store import StoreReader
 from district.reference import load_reference_district
 from domain.base import Role
 from domain.case import Channel
@@ -62,7 +65,8 @@ def reference() -> Path:
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
         service = Gridcase(Settings(database_url=f"sqlite:///{partial}"))
-        load_reference_district(service, REFERENCE_AT)
+        reader = StoreReader(service.store.recorder)
+        load_reference_district(service, reader, REFERENCE_AT)
         service.close()
         partial.rename(path)
     return path

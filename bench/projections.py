@@ -18,8 +18,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the projections package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
 
 import argparse
 import json
@@ -34,6 +36,7 @@ from zoneinfo import ZoneInfo
 from adapters.logging import configure_logging
 from adapters.service import Gridcase
 from adapters.settings import Settings
+from adapters.store import StoreReader
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
@@ -57,10 +60,11 @@ def history(days: int, grids: int) -> Path:
     for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
         leftover.unlink(missing_ok=True)
     service = Gridcase(Settings(database_url=f"sqlite:///{partial}"))
-    load_reference_district(service, REFERENCE_AT)
+    reader = StoreReader(service.store.recorder)
+    load_reference_district(service, reader, REFERENCE_AT)
     world = World(reference_commands(REFERENCE_AT), grids)
     print(f"building the history: {days} days of {len(world.grids)} grids …", file=sys.stderr)
-    Simulator(service, world, SimulationConfig(days=days, seed=1, grids=grids, start=date(2021, 3, 1))).run()
+    Simulator(service, reader, world, SimulationConfig(days=days, seed=1, grids=grids, start=date(2021, 3, 1))).run()
     service.close()
     partial.rename(path)
     return path

@@ -11,18 +11,26 @@ ratio, not the absolute rates.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
+
 import argparse
 import tempfile
 import time
 import uuid
 from datetime import date, datetime
-from pathlib import Path
 
 from eventsourcing.persistence import StoredEvent
 
 from adapters.logging import configure_logging
 from adapters.service import Gridcase
 from adapters.settings import Settings
+from adapters.store import StoreReader
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, World
 
@@ -56,10 +64,11 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
     service = Gridcase(Settings(database_url=url))
-    load_reference_district(service, REFERENCE_AT)
+    reader = StoreReader(service.store.recorder)
+    load_reference_district(service, reader, REFERENCE_AT)
     world = World(reference_commands(REFERENCE_AT), args.grids)
     config = SimulationConfig(days=args.days, seed=1, grids=args.grids, start=date(2021, 6, 1))
-    totals = Simulator(service, world, config).run()
+    totals = Simulator(service, reader, world, config).run()
     simulated = totals.events / totals.seconds
     stored = service.store.recorder.select_notifications(start=None, limit=totals.events, topics=())[-totals.events :]
     mean_state = round(sum(len(n.state) for n in stored) / len(stored))
