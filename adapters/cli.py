@@ -945,6 +945,7 @@ REFERENCE_AT = "2021-01-01T00:00:00+08:00"
 def _load_reference(service: Gridcase, as_json: bool) -> dict[str, int]:
     from rich.progress import Progress  # noqa: PLC0415
 
+    from adapters.store import StoreReader  # noqa: PLC0415
     from district.reference import load_reference_district  # noqa: PLC0415
 
     at = datetime.fromisoformat(REFERENCE_AT)
@@ -960,7 +961,7 @@ def _load_reference(service: Gridcase, as_json: bool) -> dict[str, int]:
                 shown[0] = done
                 err.print(f"loading the reference district: {done}/{total} commands", highlight=False)
 
-        counts = load_reference_district(service, at, progress=advance)
+        counts = load_reference_district(service, StoreReader(service.store.recorder), at, progress=advance)
     if not as_json and not counts.get("skipped"):
         err.print(
             f"reference district loaded: {counts.get('events', 0)} events, {counts.get('base_grids', 0)} base + "
@@ -997,6 +998,7 @@ def simulate(
     as_json: JsonOpt = False,
 ) -> None:
     """Drive the reference district through N days of plausible life, through the engine's own commands."""
+    from adapters.store import StoreReader  # noqa: PLC0415
     from district.reference import reference_commands  # noqa: PLC0415
     from district.simulator import SimulationConfig, Simulator, World  # noqa: PLC0415
 
@@ -1022,7 +1024,7 @@ def simulate(
                 highlight=False,
             )
 
-        totals = Simulator(service, world, config).run(on_day).as_dict()
+        totals = Simulator(service, StoreReader(service.store.recorder), world, config).run(on_day).as_dict()
     if as_json:
         print(json.dumps(totals, ensure_ascii=False))
         return

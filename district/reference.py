@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from datetime import date, datetime
     from uuid import UUID
 
-    from adapters.service import Gridcase
+    from district.ports import Service, StoreReader
     from district.tables import Generated
     from domain.commands import AnyCommand
 
@@ -290,18 +290,17 @@ def _created_id(command: AnyCommand) -> UUID | None:
     return None
 
 
-def _last_notification_id(app: Gridcase) -> int:
-    return int(app.store.recorder.max_notification_id() or 0)
-
-
-def _chunks_loaded(app: Gridcase, chunks: Sequence[Sequence[AnyCommand]]) -> int:
+def _chunks_loaded(reader: StoreReader, chunks: Sequence[Sequence[AnyCommand]]) -> int:
     """How many leading chunks are already in the store (each chunk is one transaction, saved in order)."""
+
+    def stored(aggregate_id: UUID) -> bool:
+        return bool(reader.events_of(aggregate_id))
 
     def saved(chunk: Sequence[AnyCommand]) -> bool:
         # Every chunk creates something; the last thing it creates exists only if the chunk was committed.
-        return app.store.exists(next(i for i in map(_created_id, reversed(chunk)) if i is not None))
+        return stored(next(i for i in map(_created_id, reversed(chunk)) if i is not None))
 
-    if not app.store.exists(org_unit_id(DISTRICT)):
+    if not stored(org_unit_id(DISTRICT)):
         return 0
     if saved(chunks[-1]):
         return len(chunks)
@@ -313,7 +312,7 @@ def _chunks_loaded(app: Gridcase, chunks: Sequence[Sequence[AnyCommand]]) -> int
 
 
 def load_reference_district(
-    app: Gridcase, at: datetime, progress: Callable[[int, int], None] | None = None
+    app: Service, reader: StoreReader, at: datetime, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, int]:
     """Load the reference district unless it is there already; return its figures and the events written.
 
@@ -341,10 +340,10 @@ def load_reference_district(
     commands = list(reference_commands(at))
     chunks = [commands[i : i + CHUNK] for i in range(0, len(commands), CHUNK)]
     figures = reference_figures(commands)
-    loaded = _chunks_loaded(app, chunks)
+    loaded = _chunks_loaded(reader, chunks)
     if loaded == len(chunks):
         return {**figures, "events": 0, "skipped": 1, "resumed": 0}
-    before = _last_notification_id(app)
+    before = reader.last_position()
     done = sum(len(chunk) for chunk in chunks[:loaded])
     for chunk in chunks[loaded:]:
         with app.batch():
@@ -353,4 +352,4 @@ def load_reference_district(
         done += len(chunk)
         if progress is not None:
             progress(done, len(commands))
-    return {**figures, "events": _last_notification_id(app) - before, "skipped": 0, "resumed": int(loaded > 0)}
+    return {**figures, "events": reader.last_position() - before, "skipped": 0, "resumed": int(loaded > 0)}

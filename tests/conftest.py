@@ -97,6 +97,6 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)
 
 
-# A real Kafka-protocol broker per test and a simulated store built once per session (tests/integration/kafka/support.py),
-# for the Kafka tests and the replays from the topics.
+# A real Kafka-protocol broker per test and a simulated store built once per session
+# (tests/integration/kafka/support.py), for the Kafka tests and the replays from the topics.
 from tests.integration.kafka.support import _simulated_file, broker, broker_process, simulated  # noqa: E402, F401

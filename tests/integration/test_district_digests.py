@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from adapters.service import Gridcase
+from adapters.store import StoreReader
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, World
 from tests.conftest import make_settings
@@ -44,9 +45,11 @@ def test_the_reference_commands_are_those_of_before() -> None:
 def test_a_short_simulation_writes_the_events_of_before(tmp_path: Path) -> None:
     service = Gridcase(make_settings(f"sqlite:///{tmp_path / 'gridcase.db'}"))
     try:
-        load_reference_district(service, AT_CLI)
+        reader = StoreReader(service.store.recorder)
+        load_reference_district(service, reader, AT_CLI)
         world = World(reference_commands(AT_CLI), 10)
-        totals = Simulator(service, world, SimulationConfig(days=3, seed=7, grids=10, start=date(2021, 6, 1))).run()
+        config = SimulationConfig(days=3, seed=7, grids=10, start=date(2021, 6, 1))
+        totals = Simulator(service, reader, world, config).run()
     finally:
         service.close()
     assert (totals.events, totals.digest) == (SIMULATION_EVENTS, SIMULATION_DIGEST)

@@ -20,6 +20,7 @@ from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay
 from adapters.kafka.schemas import HEADERS, ROOT, event_types
 from adapters.service import Gridcase
+from adapters.store import StoreReader
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, World
 from tests.conftest import make_settings
@@ -93,9 +94,10 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Published:
     path: Path = tmp_path_factory.mktemp("published") / "gridcase.db"
     service = Gridcase(make_settings(f"sqlite:///{path}"))
     try:
-        load_reference_district(service, REFERENCE_AT)
+        reader = StoreReader(service.store.recorder)
+        load_reference_district(service, reader, REFERENCE_AT)
         world = World(reference_commands(REFERENCE_AT), 30)
-        Simulator(service, world, SimulationConfig(days=7, seed=11, grids=30, start=date(2021, 6, 1))).run()
+        Simulator(service, reader, world, SimulationConfig(days=7, seed=11, grids=30, start=date(2021, 6, 1))).run()
         return published_stream(service)
     finally:
         service.close()

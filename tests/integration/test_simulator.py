@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from adapters.service import Gridcase
+from adapters.store import StoreReader
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, Totals, World
 from domain import case as case_module
@@ -48,7 +49,8 @@ def reference_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file holding the reference district, loaded once and copied for each test."""
     path = tmp_path_factory.mktemp("reference") / "reference.db"
     service = Gridcase(make_settings(f"sqlite:///{path}"))
-    load_reference_district(service, REFERENCE_AT)
+    reader = StoreReader(service.store.recorder)
+    load_reference_district(service, reader, REFERENCE_AT)
     service.close()
     return path
 
@@ -65,7 +67,8 @@ def fresh(reference_db: Path, tmp_path: Path) -> Iterator[Gridcase]:
 
 def simulate(service: Gridcase, *, days: int, seed: int, grids: int, start: date = date(2021, 6, 1)) -> Totals:
     world = World(reference_commands(REFERENCE_AT), grids)
-    return Simulator(service, world, SimulationConfig(days=days, seed=seed, grids=grids, start=start)).run()
+    reader = StoreReader(service.store.recorder)
+    return Simulator(service, reader, world, SimulationConfig(days=days, seed=seed, grids=grids, start=start)).run()
 
 
 def event_classes() -> set[str]:
