@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from adapters.bootstrap import BadSettings, bootstrap, describe, settings_from_environment
+from adapters.bootstrap import BadSettings, Engine, bootstrap, describe, settings_from_environment
 from adapters.http.cli import serve, token_app
 from adapters.replay_cli import register as register_replay
 from adapters.settings import Settings
@@ -929,10 +929,10 @@ def deadletters_command(
 REFERENCE_AT = "2021-01-01T00:00:00+08:00"
 
 
-def _load_reference(service: Service, as_json: bool) -> dict[str, int]:
+def _load_reference(engine: Engine, as_json: bool) -> dict[str, int]:
     from rich.progress import Progress  # noqa: PLC0415
 
-    from adapters.reference import load_reference_district  # noqa: PLC0415
+    from district.reference import load_reference_district  # noqa: PLC0415
 
     at = datetime.fromisoformat(REFERENCE_AT)
     with Progress(console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
@@ -947,7 +947,7 @@ def _load_reference(service: Service, as_json: bool) -> dict[str, int]:
                 shown[0] = done
                 err.print(f"loading the reference district: {done}/{total} commands", highlight=False)
 
-        counts = load_reference_district(service, at, progress=advance)
+        counts = load_reference_district(engine.service, engine.reader, at, progress=advance)
     if not as_json and not counts.get("skipped"):
         err.print(
             f"reference district loaded: {counts.get('events', 0)} events, {counts.get('base_grids', 0)} base + "
@@ -961,8 +961,8 @@ def _load_reference(service: Service, as_json: bool) -> dict[str, int]:
 def load_reference(as_json: JsonOpt = False) -> None:
     """Load the reference district (Shinan: 10 streets, 573 grids, 3,606 workers…) unless already there."""
     settings = _settings()
-    with _service(settings) as service:
-        counts = _load_reference(service, as_json)
+    with contextlib.closing(bootstrap(settings)) as engine:
+        counts = _load_reference(engine, as_json)
     if as_json:
         print(json.dumps(counts))
     else:
@@ -984,8 +984,8 @@ def simulate(
     as_json: JsonOpt = False,
 ) -> None:
     """Drive the reference district through N days of plausible life, through the engine's own commands."""
-    from adapters.reference import reference_commands  # noqa: PLC0415
-    from adapters.simulator import SimulationConfig, Simulator, World  # noqa: PLC0415
+    from district.reference import reference_commands  # noqa: PLC0415
+    from district.simulator import SimulationConfig, Simulator, World  # noqa: PLC0415
 
     settings = _settings()
     try:
@@ -993,8 +993,9 @@ def simulate(
     except ValueError:
         _fail(Exit.BAD_INPUT, f"bad input: start: {start!r} is not YYYY-MM-DD")
     config = SimulationConfig(days=days, seed=seed, start=first, grids=grids, intensity=intensity, rate=rate)
-    with _service(settings) as service:
-        _load_reference(service, as_json)
+    with contextlib.closing(bootstrap(settings)) as engine:
+        service = engine.service
+        _load_reference(engine, as_json)
         if once and service.case_exists(format_number(settings.case_prefix, first, 1)):
             out.print(f"{first} has cases already: not simulating again (--once)", highlight=False)
             return
@@ -1009,7 +1010,7 @@ def simulate(
                 highlight=False,
             )
 
-        totals = Simulator(service, world, config).run(on_day).as_dict()
+        totals = Simulator(service, engine.reader, world, config).run(on_day).as_dict()
     if as_json:
         print(json.dumps(totals, ensure_ascii=False))
         return
@@ -1026,12 +1027,13 @@ def simulate(
 @app.command("walkthrough")
 def walkthrough(as_json: JsonOpt = False) -> None:
     """Load the reference district if absent, walk one complaint through its whole life, print its history."""
-    from adapters.reference import reference_commands  # noqa: PLC0415
-    from adapters.walkthrough import tour_cast, walk_one_complaint  # noqa: PLC0415
+    from district.reference import reference_commands  # noqa: PLC0415
+    from district.walkthrough import tour_cast, walk_one_complaint  # noqa: PLC0415
 
     settings = _settings()
-    with _service(settings) as service:
-        _load_reference(service, as_json)
+    with contextlib.closing(bootstrap(settings)) as engine:
+        service = engine.service
+        _load_reference(engine, as_json)
         cast = tour_cast(list(reference_commands(datetime.fromisoformat(REFERENCE_AT))))
         start = datetime.now(settings.tz).replace(microsecond=0) - timedelta(hours=6)
         number = walk_one_complaint(service, cast, start)
