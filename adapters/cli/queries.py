@@ -6,7 +6,7 @@ people, ``--json`` for machines (adapters/cli/common.py).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.table import Table
@@ -28,7 +28,11 @@ from adapters.cli.common import (
 )
 from domain.errors import DomainError
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from adapters.settings import Settings
     from service import Result
 
@@ -85,23 +89,28 @@ def _short(value: Any) -> str:
     return str(value)
 
 
+def _unknown(number: str) -> NoReturn:
+    fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+
+
+def _found(number: str, look: Callable[[Any], T | None]) -> T:
+    """What the read models hold of a case; an unknown case is refused."""
+    with read_side(load_settings()) as read:
+        found = look(read)
+    if found is None:
+        _unknown(number)
+    return found
+
+
 def case_show(number: Number, as_json: JsonOpt = False) -> None:
     """The case's status row: state, level, handler, deadlines, overdue flag, bounces."""
-    settings = load_settings()
-    with read_side(settings) as read:
-        row = read.case(number)
-    if row is None:
-        fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+    row = _found(number, lambda read: read.case(number))
     show_record(row, as_json, f"Case {number}")
 
 
 def case_track(number: Number, as_json: JsonOpt = False) -> None:
     """The public view of a case by the citizen's number: no personal data, merged numbers followed."""
-    settings = load_settings()
-    with read_side(settings) as read:
-        found = read.timeline(number)
-    if found is None:
-        fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+    found = _found(number, lambda read: read.timeline(number))
     if as_json:
         emit(found, ensure_ascii=False)
         return
@@ -210,7 +219,7 @@ def duplicates(number: Number, as_json: JsonOpt = False) -> None:
     settings = load_settings()
     with read_side(settings) as read:
         if read.case(number) is None:
-            fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+            _unknown(number)
         with read.engine.connect() as connection:
             rows = possible_duplicates(connection, number)
     show_rows(rows, as_json, f"Possible duplicates of {number}")

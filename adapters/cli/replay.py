@@ -33,6 +33,7 @@ from adapters.cli.common import (
     moment,
     out,
     progress_printer,
+    rate,
     show_record,
     summary,
 )
@@ -60,6 +61,7 @@ replay_app = typer.Typer(
     no_args_is_help=True,
 )
 
+ProjectionsArg = Annotated[list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")]
 FromOpt = Annotated[
     str, typer.Option("--from", help="Event source: store, or kafka (the event topics, in store order)")
 ]
@@ -126,6 +128,16 @@ def _store_fed(settings: Settings) -> None:
                              "use replay build --into to build a copy")  # fmt: skip
 
 
+@contextmanager
+def _in_place(projections: list[str] | None, source: str) -> Iterator[tuple[Settings, list[str], _Opened]]:
+    """The settings, the projections named and the store, to rebuild or verify the live read models."""
+    settings = load_settings()
+    names = _names(projections)
+    _store_fed(settings)
+    with _store(settings, source) as opened:
+        yield settings, names, opened
+
+
 def _names(projections: list[str] | None) -> list[str]:
     names = projections or list(FACTORIES)
     unknown = [name for name in names if name not in FACTORIES]
@@ -143,9 +155,7 @@ def _progress(as_json: bool) -> Callable[[Any], None]:
 
 @replay_app.command("rebuild")
 def replay_rebuild(
-    projections: Annotated[
-        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
-    ] = None,
+    projections: ProjectionsArg = None,
     only_outdated: Annotated[
         bool,
         typer.Option("--outdated", help="Only projections whose code version changed since their tables were built"),
@@ -156,11 +166,9 @@ def replay_rebuild(
     as_json: JsonOpt = False,
 ) -> None:
     """Build projections from position zero beside the live tables, then swap them in at once."""
-    settings = load_settings()
-    names = _names(projections)
-    _store_fed(settings)
-    with _store(settings, source) as opened:
+    with _in_place(projections, source) as (settings, named, opened):
         engine, read = opened.live, opened.read
+        names = named
         if only_outdated:
             stale = set(outdated(engine, settings.tz))
             names = [name for name in names if name in stale]
@@ -174,21 +182,18 @@ def replay_rebuild(
                            progress=_progress(as_json))  # fmt: skip
         except LeaseHeld as error:
             fail(Exit.FOUND, f"not rebuilt: {error}; stop it (or wait) and try again")
-    rate = f"{done.events / done.seconds:,.0f} events/s" if done.seconds else ""
     summary(
         as_json,
         {"rebuilt": done.projections, "position": done.position, "events": done.events,
          "seconds": round(done.seconds, 2)},
         f"rebuilt and swapped in {', '.join(done.projections)} at position {done.position}: "
-        f"{done.events:,} events ({rate})",
+        f"{done.events:,} events ({rate(done.events, done.seconds, idle='')})",
     )  # fmt: skip
 
 
 @replay_app.command("build")
 def replay_build(
-    projections: Annotated[
-        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
-    ] = None,
+    projections: ProjectionsArg = None,
     into: Annotated[
         str, typer.Option("--into", help="Database URL to build into (fresh tables, e.g. sqlite:///var/asof.db)")
     ] = "",
@@ -236,17 +241,12 @@ def replay_build(
 
 @replay_app.command("verify")
 def replay_verify(
-    projections: Annotated[
-        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
-    ] = None,
+    projections: ProjectionsArg = None,
     source: FromOpt = "store",
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild projections into scratch tables and compare every row with the live ones."""
-    settings = load_settings()
-    names = _names(projections)
-    _store_fed(settings)
-    with _store(settings, source) as opened:
+    with _in_place(projections, source) as (settings, names, opened):
         result = verify(opened.live, opened.read, names, settings.tz, progress=_progress(as_json))
     rows = [
         {"table": d.table, "key": d.key, "kind": d.kind, "live": d.live, "rebuilt": d.rebuilt,
