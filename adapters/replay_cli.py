@@ -27,7 +27,7 @@ from adapters.service import Gridcase, mask_contact
 from adapters.settings import Settings
 from domain.case import case_id
 from projections.sql import make_engine
-from replay.audit import COLUMNS, history, links_of, state_at, verify_chain
+from replay.audit import COLUMNS, as_of, history, links_of, state_at, verify_chain
 from replay.build import FACTORIES, build, make_projections, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
 from replay.source import occurred_by, position_known_at, up_to_position
@@ -359,12 +359,7 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
             links = links_of(connection, aggregate)
             last = None if recorded is None else position_known_at(connection, recorded)
     rows = history(stored, links)
-    keep = [
-        (event, row) for event, row in zip(stored, rows, strict=True)
-        if (version is None or row["version"] <= version)
-        and (occurred is None or datetime.fromisoformat(row["occurred_at"]) <= occurred)
-        and (last is None or (row["position"] is not None and row["position"] <= last))
-    ]  # fmt: skip
+    keep = as_of(stored, rows, version=version, occurred=occurred, last=last)
     rows = [row for _, row in keep]
     for row in rows:
         reporter = row["data"].get("reporter")

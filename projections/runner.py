@@ -203,22 +203,18 @@ class Runner:
     ) -> RunStats:
         """Catch up with the source, then return."""
         self.wait_for_leases(lease_timeout)
-        stats = RunStats()
-        stats.seconds = repeat(lambda: self._batch(stats), progress=_report(progress, stats))
-        return stats
+        return repeat(self._batch, RunStats(), progress=progress)
 
     def follow(self, *, poll: float | None = None, stop: Callable[[], bool] = lambda: False,
                progress: Callable[[RunStats], None] | None = None) -> RunStats:  # fmt: skip
         """Keep applying new events as they come, until ``stop()`` says so (idle: wait ``poll`` seconds)."""
-        stats = RunStats()
 
-        def step() -> bool:
+        def step(stats: RunStats) -> bool:
             self.wait_for_leases()
             return self._batch(stats, until_end=False)
 
         wait = self.source.idle_poll if poll is None else poll
-        stats.seconds = repeat(step, stop=stop, poll=wait, progress=_report(progress, stats))
-        return stats
+        return repeat(step, RunStats(), stop=stop, poll=wait, progress=progress)
 
     def _batch(self, stats: RunStats, *, until_end: bool = True) -> bool:
         """Apply the next batch to every projection; False when there is nothing new."""
@@ -269,7 +265,3 @@ class Runner:
                         )
                     )
         return applied, failing
-
-
-def _report(progress: Callable[[RunStats], None] | None, stats: RunStats) -> Callable[[], None] | None:
-    return None if progress is None else lambda: progress(stats)
