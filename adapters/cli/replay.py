@@ -13,7 +13,6 @@ import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -40,7 +39,7 @@ from adapters.cli.common import (
 from domain.case import case_id
 from projections.catalogue import FACTORIES, make_projections
 from projections.sql import make_engine
-from replay.audit import COLUMNS, history, links_of, state_at, verify_chain
+from replay.audit import COLUMNS, as_of, history, links_of, state_at, verify_chain
 from replay.build import build, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
 from replay.source import occurred_by, position_known_at, up_to_position
@@ -338,12 +337,7 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
             links = links_of(connection, aggregate)
             last = None if recorded is None else position_known_at(connection, recorded)
     rows = history(stored, links)
-    keep = [
-        (event, row) for event, row in zip(stored, rows, strict=True)
-        if (version is None or row["version"] <= version)
-        and (occurred is None or datetime.fromisoformat(row["occurred_at"]) <= occurred)
-        and (last is None or (row["position"] is not None and row["position"] <= last))
-    ]  # fmt: skip
+    keep = as_of(stored, rows, version=version, occurred=occurred, last=last)
     rows = [row for _, row in keep]
     for row in rows:
         reporter = row["data"].get("reporter")
