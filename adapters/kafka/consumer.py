@@ -255,14 +255,7 @@ class KafkaProjector(Runner):
         """Create tables and topics if missing, take this member's partitions, seek to the stored offsets."""
         self.create_tables()
         ensure_topics(self.config, self.partitions, [*sorted(set(TOPICS.values())), DEADLETTER_TOPIC])
-        consumer = KafkaConsumer(
-            **self.config,
-            group_id=None,
-            enable_auto_commit=False,
-            max_poll_records=self.batch_size,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )
+        consumer = reading_consumer(self.config, self.batch_size)
         index, count = self.member
         assigned = [
             TopicPartition(topic, partition)
@@ -296,6 +289,18 @@ class KafkaProjector(Runner):
         if consumer is not None:
             consumer.close()
         self.dead_letters.producer = self.feed.consumer = None
+
+
+def reading_consumer(config: dict[str, Any], batch_size: int) -> KafkaConsumer:
+    """A consumer for assigned partitions (no group, offsets kept by the caller), fetching large batches."""
+    return KafkaConsumer(
+        **config,
+        group_id=None,
+        enable_auto_commit=False,
+        max_poll_records=batch_size,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
 
 
 def _partitions(consumer: KafkaConsumer, topic: str, wait: float = 30.0) -> list[int]:

@@ -17,8 +17,9 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
+from adapters.kafka.consumer import reading_consumer
 from adapters.kafka.message import Poison, decode, position_of
 from adapters.kafka.published import TOPICS
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from eventsourcing.persistence import Notification
+    from kafka import KafkaConsumer
     from kafka.consumer.fetcher import ConsumerRecord
 
 
@@ -73,14 +75,7 @@ class KafkaSource:
 
     def _rewind(self) -> None:
         self.close()
-        consumer = KafkaConsumer(
-            **self.config,
-            group_id=None,
-            enable_auto_commit=False,
-            max_poll_records=10_000,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )
+        consumer = reading_consumer(self.config, 10_000)
         self._partitions = [
             TopicPartition(topic, partition)
             for topic in sorted(set(TOPICS.values()))
