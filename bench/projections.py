@@ -33,9 +33,8 @@ import time
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from adapters.bootstrap import Engine, bootstrap
+from adapters.bootstrap import Engine, bootstrap, settings_from_environment
 from adapters.logging import configure_logging
-from adapters.settings import Settings
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
@@ -58,7 +57,7 @@ def history(days: int, grids: int) -> Path:
     partial = path.with_suffix(".partial")
     for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
         leftover.unlink(missing_ok=True)
-    service = bootstrap(Settings(database_url=f"sqlite:///{partial}"))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=f"sqlite:///{partial}"))
     reader = service.reader
     load_reference_district(service.service, reader, REFERENCE_AT)
     world = World(reference_commands(REFERENCE_AT), grids)
@@ -108,7 +107,7 @@ def raw_rate(service: Engine) -> tuple[int, float]:
 def catch_up(path: Path, limit_position: int | None) -> tuple[int, float]:
     """Run all three projections from zero; events and seconds."""
     url = f"sqlite:///{path}"
-    service = bootstrap(Settings(database_url=url))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=url))
     tz = ZoneInfo("Asia/Shanghai")
     runner = Runner(make_engine(url), reader(service, limit_position), [CaseStatus(), Performance(tz), Intake(tz)])
     runner.create_tables()
@@ -137,7 +136,7 @@ def main() -> None:
         return
     configure_logging("console", "warning")
     source = history(args.days, args.grids)
-    service = bootstrap(Settings(database_url=f"sqlite:///{source}"))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=f"sqlite:///{source}"))
     count, raw = raw_rate(service)
     service.close()
     events, seconds = catch_up(fresh_copy(source, "projections.db"), None)

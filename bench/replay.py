@@ -44,9 +44,8 @@ import time
 import uuid
 from zoneinfo import ZoneInfo
 
-from adapters.bootstrap import Engine, bootstrap
+from adapters.bootstrap import Engine, bootstrap, settings_from_environment
 from adapters.logging import configure_logging
-from adapters.settings import Settings
 from projections.catalogue import FACTORIES
 from projections.events import decode
 from projections.sql import make_engine
@@ -116,7 +115,7 @@ def reader(service: Engine):  # noqa: ANN201
 
 def raw_rate(path: Path) -> tuple[int, float]:
     """Events and events per second, reading and decoding everything."""
-    service = bootstrap(Settings(database_url=f"sqlite:///{path}"))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=f"sqlite:///{path}"))
     read = reader(service)
     started = time.perf_counter()
     count, position = 0, 0
@@ -133,7 +132,7 @@ def raw_rate(path: Path) -> tuple[int, float]:
 def rebuild_all(path: Path, *, with_live: bool) -> dict[str, float]:
     """Rebuild every projection on a store (after building the live read models first, untimed, if asked)."""
     url = f"sqlite:///{path}"
-    service = bootstrap(Settings(database_url=url))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=url))
     engine = make_engine(url)
     names = list(FACTORIES)
     if with_live:

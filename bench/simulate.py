@@ -27,9 +27,8 @@ from datetime import date, datetime
 
 from eventsourcing.persistence import StoredEvent
 
-from adapters.bootstrap import Engine, bootstrap
+from adapters.bootstrap import Engine, bootstrap, settings_from_environment
 from adapters.logging import configure_logging
-from adapters.settings import Settings
 from district.reference import load_reference_district, reference_commands
 from district.simulator import SimulationConfig, Simulator, World
 
@@ -62,7 +61,7 @@ def main() -> None:
     configure_logging("console", "warning")
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
-    service = bootstrap(Settings(database_url=url))
+    service = bootstrap(settings_from_environment(configure_logs=False, database_url=url))
     reader = service.reader
     load_reference_district(service.service, reader, REFERENCE_AT)
     world = World(reference_commands(REFERENCE_AT), args.grids)

@@ -26,7 +26,7 @@ from projections.performance import Performance
 from projections.performance_queries import FIGURES, RATES, performance
 from replay.build import build, scratch_of, temporary
 from replay.chain import from_micros, to_micros
-from replay.source import Digest, head, occurred_by, position_known_at, up_to_position
+from replay.source import Digest, cut_off, head, position_known_at
 
 if TYPE_CHECKING:
     from datetime import datetime, tzinfo
@@ -198,9 +198,7 @@ def run_review(
         else:
             last, committed = head(connection)
             recorded = None if committed is None else _iso(committed)
-    source = up_to_position(read, last)
-    if as_of_occurred is not None:
-        source = occurred_by(source, as_of_occurred)
+    source = cut_off(read, last=last, occurred=as_of_occurred)
     digest = Digest()
     with scratch_of(temporary()) as scratch:
         build(scratch.engine, digest.wrap(source), [Performance(tz)])

@@ -50,6 +50,15 @@ def within(
     return occurred is None or datetime.fromisoformat(occurred_at) <= occurred
 
 
+def cut_off(read: Reader, *, last: int | None = None, occurred: datetime | None = None) -> Reader:
+    """The source with the as-of cut-offs applied: up to position ``last``, and occurred by ``occurred``."""
+    if last is not None:
+        read = up_to_position(read, last)
+    if occurred is not None:
+        read = occurred_by(read, occurred)
+    return read
+
+
 def up_to_position(read: Reader, last: int) -> Reader:
     """The source, stopping at position ``last``."""
 

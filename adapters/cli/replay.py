@@ -42,7 +42,7 @@ from projections.sql import make_engine
 from replay.audit import COLUMNS, as_of, history, links_of, state_at, verify_chain
 from replay.build import build, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
-from replay.source import occurred_by, position_known_at, up_to_position
+from replay.source import cut_off, position_known_at
 from service import mask_contact
 
 if TYPE_CHECKING:
@@ -218,14 +218,11 @@ def replay_build(
             if inspect(connection).has_table("projection_positions"):
                 fail(Exit.BAD_INPUT, f"bad input: --into: {into} already holds read models; give a fresh database")
         with _store(settings, source) as opened:
-            cut = opened.read
             last = None
             if recorded is not None:
                 with opened.store.connect() as connection:
                     last = position_known_at(connection, recorded)
-                cut = up_to_position(cut, last)
-            if occurred is not None:
-                cut = occurred_by(cut, occurred)
+            cut = cut_off(opened.read, last=last, occurred=occurred)
             stats = build(target, cut, make_projections(names, settings.tz), progress=_progress(as_json))
     finally:
         target.dispose()

@@ -141,9 +141,8 @@ def test_a_month_hits_every_event_type_and_transition_and_looks_like_a_district(
 
 
 def _events_of(service: App, name: str) -> list[object]:
-    recorder = service.store.recorder
     found, position = [], 0
-    while batch := recorder.select_notifications(start=position, limit=5000, inclusive_of_start=False):
+    while batch := service.reader.read(position, 5000):
         found += [n for n in batch if n.topic.endswith("." + name)]
         position = batch[-1].id
     return found
