@@ -13,7 +13,8 @@ from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.idempotency import IdempotencyStore
 from adapters.http.tables import create_tables
-from projections.runner import LeaseHeld
+from projections.follow import repeat
+from projections.runner import LeaseHeld, RunStats
 from projections.sql import positions
 
 if TYPE_CHECKING:
@@ -106,23 +107,26 @@ class Runtime:
     def _follow(self) -> None:
         """Catch up, wait a moment, again; the projections' writes queue with the commands' at the gate."""
         runner = self.read.runner
-        reached = -1
-        while not self._stop.is_set():
+        reached = [-1]
+
+        def step(_stats: RunStats) -> bool:
             top = self.reader.last_position()
-            if top == reached:  # nothing new: do not take the gate (nor renew leases) for nothing
-                self._stop.wait(FOLLOW_POLL)
-                continue
+            if top == reached[0]:  # nothing new: do not take the gate (nor renew leases) for nothing
+                return False
             try:
                 with self.gate:
                     stats = runner.run_once(lease_timeout=0, progress=lambda _: self.gate.breathe())
             except LeaseHeld:  # another process keeps the projections: queries read what it writes
                 self._stop.wait(1.0)
-                continue
+                return True
             except Exception:
                 log.exception("projections failed; retrying")
                 self._stop.wait(1.0)
-                continue
-            reached = max(top, stats.position)  # a run goes on until it finds nothing new
+                return True
+            reached[0] = max(top, stats.position)  # a run goes on until it finds nothing new
+            return True
+
+        repeat(step, RunStats(), stop=self._stop.is_set, poll=FOLLOW_POLL, pause=self._stop.wait)
 
     def close(self) -> None:
         """Stop the follower and release connections."""
