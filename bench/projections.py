@@ -43,6 +43,7 @@ from projections.intake import Intake
 from projections.performance import Performance
 from projections.runner import Runner
 from projections.sql import make_engine
+from replay.source import up_to_position
 
 REFERENCE_AT = datetime.fromisoformat("2021-01-01T00:00:00+08:00")
 ROOT = Path(__file__).resolve().parent.parent / "var" / "bench"
@@ -80,15 +81,8 @@ def fresh_copy(source: Path, name: str) -> Path:
 
 def reader(service: Engine, limit_position: int | None = None):  # noqa: ANN201
     """Notifications after a position, optionally stopping at a position."""
-    recorder = service.reader.recorder
-
-    def read(after: int, limit: int):  # noqa: ANN202
-        if limit_position is not None and after >= limit_position:
-            return []
-        found = recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
-        return [n for n in found if limit_position is None or n.id <= limit_position]
-
-    return read
+    read = service.reader.read
+    return read if limit_position is None else up_to_position(read, limit_position)
 
 
 def raw_rate(service: Engine) -> tuple[int, float]:

@@ -109,8 +109,7 @@ def multiplied(source: Path, copies: int) -> Path:
 
 def reader(service: Engine):  # noqa: ANN201
     """The store's notification log as a replay source."""
-    recorder = service.reader.recorder
-    return lambda after, limit: recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+    return service.reader.read
 
 
 def raw_rate(path: Path) -> tuple[int, float]:

@@ -68,7 +68,8 @@ def main() -> None:
     config = SimulationConfig(days=args.days, seed=1, grids=args.grids, start=date(2021, 6, 1))
     totals = Simulator(service.service, reader, world, config).run()
     simulated = totals.events / totals.seconds
-    stored = service.reader.recorder.select_notifications(start=None, limit=totals.events, topics=())[-totals.events :]
+    last = reader.last_position()
+    stored = reader.read(last - totals.events, totals.events)
     mean_state = round(sum(len(n.state) for n in stored) / len(stored))
     raw = raw_append_rate(service, totals.events, mean_state)
     service.close()
