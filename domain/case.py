@@ -382,6 +382,31 @@ class Case(Aggregate):
                 f"occurred_at {at.isoformat()} is before the case's last event ({self.last_occurred_at.isoformat()})",
             )
 
+    def check_department_scope(self, command: str, actor: ActorRef) -> None:
+        """A department handler acts only on cases dispatched to their department.
+
+        The service asks this before any command on the case; other roles pass.
+        """
+        if actor.role is not Role.DEPARTMENT_HANDLER:
+            return
+        handler = self.handler
+        if handler is None or handler.kind is not HandlerKind.DEPARTMENT or handler.id != actor.unit:
+            raise self._refuse(
+                command,
+                "DepartmentHandlerActsOnlyOnItsDepartmentsCases",
+                f"case {self.case_number} is not dispatched to department {actor.unit or '(none)'}",
+            )
+
+    def _check_is_not_resolver(self, command: str, actor: ActorRef) -> None:
+        """The worker who resolved the case does not verify it, nor reject the resolution."""
+        resolver = self.resolved_by
+        if resolver is not None and resolver.kind is HandlerKind.WORKER and resolver.id == actor.id:
+            raise self._refuse(
+                command,
+                "ResolverDoesNotVerifyTheirOwnResolution",
+                f"worker {actor.id} resolved the case; another grid worker checks it on site",
+            )
+
     def _check_is_current_handler(self, command: str, actor: ActorRef) -> None:
         handler = self.handler
         assert handler is not None  # every state that has a handler sets it
@@ -620,6 +645,7 @@ class Case(Aggregate):
     def verify(self, actor: ActorRef, at: datetime) -> None:
         """A grid worker confirms on site that it is fixed."""
         self._check("verify", actor, at, states=[CaseState.RESOLVED], roles=VERIFIERS)
+        self._check_is_not_resolver("verify", actor)
         self._verified(actor=actor, occurred_at=at)
 
     @event(ResolutionVerified)
@@ -630,6 +656,7 @@ class Case(Aggregate):
     def reject_resolution(self, actor: ActorRef, reason: str, at: datetime) -> None:
         """A grid worker finds on site that it is not fixed: back to the handler (返工)."""
         self._check("reject-resolution", actor, at, states=[CaseState.RESOLVED], roles=VERIFIERS)
+        self._check_is_not_resolver("reject-resolution", actor)
         self._rework(reason=self._check_reason("reject-resolution", reason), actor=actor, occurred_at=at)
 
     @event(ResolutionRejected)

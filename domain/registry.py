@@ -272,6 +272,8 @@ class Worker(Aggregate):
         self.department = department
         #: grid code → start date of the assignment in force.
         self.assignments: dict[str, date] = {}
+        #: every assignment ever made: grid, first day, last day (None while in force).
+        self.periods: list[tuple[str, date, date | None]] = []
 
     def _refuse(self, command: str, rule: str, reason: str) -> CommandRefused:
         return CommandRefused(subject=f"worker {self.code}", state="active", command=command, rule=rule, reason=reason)
@@ -286,6 +288,7 @@ class Worker(Aggregate):
     @event(WorkerAssigned)
     def _assigned(self, grid: str, start: date, actor: ActorRef, occurred_at: datetime) -> None:
         self.assignments[grid] = start
+        self.periods.append((grid, start, None))
 
     def unassign(self, actor: ActorRef, grid: str, end: date, at: datetime) -> None:
         """End the worker's assignment to a grid on a date."""
@@ -300,6 +303,11 @@ class Worker(Aggregate):
     @event(WorkerAssignmentEnded)
     def _unassigned(self, grid: str, end: date, actor: ActorRef, occurred_at: datetime) -> None:
         del self.assignments[grid]
+        self.periods = [(g, s, end if g == grid and e is None else e) for g, s, e in self.periods]
+
+    def works_grid(self, grid: str, day: date) -> bool:
+        """Whether the worker was assigned to the grid on that day (first and last day included)."""
+        return any(g == grid and start <= day and (end is None or day <= end) for g, start, end in self.periods)
 
 
 def category_id(code: str) -> UUID:
