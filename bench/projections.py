@@ -18,8 +18,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the projections package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
 
 import argparse
 import json
@@ -31,12 +33,11 @@ import time
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from adapters.service import Gridcase
-
+from adapters.bootstrap import Engine, bootstrap
 from adapters.logging import configure_logging
-from adapters.reference import load_reference_district, reference_commands
 from adapters.settings import Settings
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
 from projections.events import decode
 from projections.intake import Intake
@@ -57,11 +58,13 @@ def history(days: int, grids: int) -> Path:
     partial = path.with_suffix(".partial")
     for leftover in (partial, Path(f"{partial}-wal"), Path(f"{partial}-shm")):
         leftover.unlink(missing_ok=True)
-    service = Gridcase(Settings(database_url=f"sqlite:///{partial}"))
-    load_reference_district(service, REFERENCE_AT)
+    service = bootstrap(Settings(database_url=f"sqlite:///{partial}"))
+    reader = service.reader
+    load_reference_district(service.service, reader, REFERENCE_AT)
     world = World(reference_commands(REFERENCE_AT), grids)
     print(f"building the history: {days} days of {len(world.grids)} grids …", file=sys.stderr)
-    Simulator(service, world, SimulationConfig(days=days, seed=1, grids=grids, start=date(2021, 3, 1))).run()
+    config = SimulationConfig(days=days, seed=1, grids=grids, start=date(2021, 3, 1))
+    Simulator(service.service, reader, world, config).run()
     service.close()
     partial.rename(path)
     return path
@@ -76,9 +79,9 @@ def fresh_copy(source: Path, name: str) -> Path:
     return target
 
 
-def reader(service: Gridcase, limit_position: int | None = None):  # noqa: ANN201
+def reader(service: Engine, limit_position: int | None = None):  # noqa: ANN201
     """Notifications after a position, optionally stopping at a position."""
-    recorder = service.store.recorder
+    recorder = service.reader.recorder
 
     def read(after: int, limit: int):  # noqa: ANN202
         if limit_position is not None and after >= limit_position:
@@ -89,7 +92,7 @@ def reader(service: Gridcase, limit_position: int | None = None):  # noqa: ANN20
     return read
 
 
-def raw_rate(service: Gridcase) -> tuple[int, float]:
+def raw_rate(service: Engine) -> tuple[int, float]:
     """Events and events per second, reading and decoding everything."""
     read = reader(service)
     started = time.perf_counter()
@@ -105,7 +108,7 @@ def raw_rate(service: Gridcase) -> tuple[int, float]:
 def catch_up(path: Path, limit_position: int | None) -> tuple[int, float]:
     """Run all three projections from zero; events and seconds."""
     url = f"sqlite:///{path}"
-    service = Gridcase(Settings(database_url=url))
+    service = bootstrap(Settings(database_url=url))
     tz = ZoneInfo("Asia/Shanghai")
     runner = Runner(make_engine(url), reader(service, limit_position), [CaseStatus(), Performance(tz), Intake(tz)])
     runner.create_tables()
@@ -134,7 +137,7 @@ def main() -> None:
         return
     configure_logging("console", "warning")
     source = history(args.days, args.grids)
-    service = Gridcase(Settings(database_url=f"sqlite:///{source}"))
+    service = bootstrap(Settings(database_url=f"sqlite:///{source}"))
     count, raw = raw_rate(service)
     service.close()
     events, seconds = catch_up(fresh_copy(source, "projections.db"), None)

@@ -27,8 +27,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would hide the replay package.
-sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != Path(__file__).resolve().parent]
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
 
 import argparse
 import importlib.util
@@ -42,8 +44,7 @@ import time
 import uuid
 from zoneinfo import ZoneInfo
 
-from adapters.service import Gridcase
-
+from adapters.bootstrap import Engine, bootstrap
 from adapters.logging import configure_logging
 from adapters.settings import Settings
 from projections.catalogue import FACTORIES
@@ -107,15 +108,15 @@ def multiplied(source: Path, copies: int) -> Path:
     return path
 
 
-def reader(service: Gridcase):  # noqa: ANN201
+def reader(service: Engine):  # noqa: ANN201
     """The store's notification log as a replay source."""
-    recorder = service.store.recorder
+    recorder = service.reader.recorder
     return lambda after, limit: recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
 
 
 def raw_rate(path: Path) -> tuple[int, float]:
     """Events and events per second, reading and decoding everything."""
-    service = Gridcase(Settings(database_url=f"sqlite:///{path}"))
+    service = bootstrap(Settings(database_url=f"sqlite:///{path}"))
     read = reader(service)
     started = time.perf_counter()
     count, position = 0, 0
@@ -132,7 +133,7 @@ def raw_rate(path: Path) -> tuple[int, float]:
 def rebuild_all(path: Path, *, with_live: bool) -> dict[str, float]:
     """Rebuild every projection on a store (after building the live read models first, untimed, if asked)."""
     url = f"sqlite:///{path}"
-    service = Gridcase(Settings(database_url=url))
+    service = bootstrap(Settings(database_url=url))
     engine = make_engine(url)
     names = list(FACTORIES)
     if with_live:

@@ -11,27 +11,34 @@ ratio, not the absolute rates.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# Run as a script, this file's folder comes first on sys.path, where bench/replay.py would hide the replay package
+# (and bench/kafka.py the kafka library): drop the folder and put the repository root first instead.
+_BENCH = Path(__file__).resolve().parent
+sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resolve() not in {_BENCH, _BENCH.parent})]
+
 import argparse
 import tempfile
 import time
 import uuid
 from datetime import date, datetime
-from pathlib import Path
 
-from adapters.service import Gridcase
 from eventsourcing.persistence import StoredEvent
 
+from adapters.bootstrap import Engine, bootstrap
 from adapters.logging import configure_logging
-from adapters.reference import load_reference_district, reference_commands
 from adapters.settings import Settings
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 
 REFERENCE_AT = datetime.fromisoformat("2021-01-01T00:00:00+08:00")
 
 
-def raw_append_rate(service: Gridcase, events: int, state_size: int, batch: int = 500) -> float:
+def raw_append_rate(service: Engine, events: int, state_size: int, batch: int = 500) -> float:
     """Events per second appended in batches straight into the recorder (no domain, no mapping)."""
-    recorder = service.store.recorder
+    recorder = service.reader.recorder
     state = b"x" * state_size
     started = time.perf_counter()
     written = 0
@@ -55,13 +62,14 @@ def main() -> None:
     configure_logging("console", "warning")
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
-    service = Gridcase(Settings(database_url=url))
-    load_reference_district(service, REFERENCE_AT)
+    service = bootstrap(Settings(database_url=url))
+    reader = service.reader
+    load_reference_district(service.service, reader, REFERENCE_AT)
     world = World(reference_commands(REFERENCE_AT), args.grids)
     config = SimulationConfig(days=args.days, seed=1, grids=args.grids, start=date(2021, 6, 1))
-    totals = Simulator(service, world, config).run()
+    totals = Simulator(service.service, reader, world, config).run()
     simulated = totals.events / totals.seconds
-    stored = service.store.recorder.select_notifications(start=None, limit=totals.events, topics=())[-totals.events :]
+    stored = service.reader.recorder.select_notifications(start=None, limit=totals.events, topics=())[-totals.events :]
     mean_state = round(sum(len(n.state) for n in stored) / len(stored))
     raw = raw_append_rate(service, totals.events, mean_state)
     service.close()

@@ -43,6 +43,27 @@ OPEN_STATES = frozenset(
         CaseState.VERIFIED,
     }
 )
+#: Where work on a case has ended: what Open311 calls ``closed``.
+CLOSED_STATES = frozenset(CaseState) - OPEN_STATES
+#: Where the deadline clock runs: dispatched to someone and not yet resolved.
+CLOCK_STATES = frozenset({CaseState.DISPATCHED, CaseState.IN_PROGRESS, CaseState.SUSPENDED})
+#: The state each state-changing event leaves a case in; read models take the lifecycle from here.
+STATE_AFTER: dict[str, CaseState] = {
+    "CaseAccepted": CaseState.ACCEPTED,
+    "CaseRejected": CaseState.REJECTED,
+    "DuplicateMerged": CaseState.MERGED,
+    "CaseDispatched": CaseState.DISPATCHED,
+    "DispatchSigned": CaseState.IN_PROGRESS,
+    "DispatchReturned": CaseState.ACCEPTED,
+    "CaseEscalated": CaseState.ACCEPTED,
+    "CaseSuspended": CaseState.SUSPENDED,
+    "CaseResumed": CaseState.IN_PROGRESS,
+    "CaseResolved": CaseState.RESOLVED,
+    "ResolutionVerified": CaseState.VERIFIED,
+    "ResolutionRejected": CaseState.IN_PROGRESS,
+    "CaseClosed": CaseState.CLOSED,
+    "CaseReopened": CaseState.ACCEPTED,
+}
 
 
 class Channel(StrEnum):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, select
 
+from domain import case as domain_case
 from projections.base import Projection
 from projections.events import parse_time
 from projections.sql import RowCache, upsert, utc_naive
@@ -74,16 +75,12 @@ case_timeline = Table(
 
 LEVELS = ("community", "street", "district")
 #: The state a case is in after each event; events not listed leave it where it was.
-STATE_AFTER = {
-    "CaseAccepted": "accepted", "CaseRejected": "rejected", "DuplicateMerged": "merged",
-    "CaseDispatched": "dispatched", "DispatchSigned": "in_progress", "DispatchReturned": "accepted",
-    "CaseEscalated": "accepted", "CaseSuspended": "suspended", "CaseResumed": "in_progress",
-    "CaseResolved": "resolved", "ResolutionVerified": "verified", "ResolutionRejected": "in_progress",
-    "CaseClosed": "closed", "CaseReopened": "accepted",
-}  # fmt: skip
-OPEN_STATES = ("reported", "accepted", "dispatched", "in_progress", "suspended", "resolved", "verified")
+#: The lifecycle as the domain defines it, as the strings the rows hold.
+STATE_AFTER = {event: state.value for event, state in domain_case.STATE_AFTER.items()}
+OPEN_STATES = tuple(sorted(state.value for state in domain_case.OPEN_STATES))
+CLOSED_STATES = tuple(sorted(state.value for state in domain_case.CLOSED_STATES))
 #: Where the deadline clock runs: dispatched to someone and not yet resolved.
-CLOCK_STATES = ("dispatched", "in_progress", "suspended")
+CLOCK_STATES = tuple(sorted(state.value for state in domain_case.CLOCK_STATES))
 
 
 def _public_note(event: ProjectedEvent, data: dict[str, Any]) -> str:  # noqa: PLR0911 - one answer per event type

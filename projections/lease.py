@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from projections.sql import bookkeeping, leases
+from projections.sql import create_tables, leases
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -20,8 +20,7 @@ if TYPE_CHECKING:
 
 def create_lease_table(engine: Engine) -> None:
     """Create the lease table if missing."""
-    with engine.begin() as connection:
-        bookkeeping.create_all(connection, tables=[leases])
+    create_tables(engine, leases)
 
 
 def acquire(engine: Engine, name: str, owner: str, seconds: float) -> bool:

@@ -1,12 +1,15 @@
-"""Keeps projections up to date with the store's notification log, exactly once.
+"""Keeps projections up to date, exactly once: the one runner, over a source and a checkpoint.
 
-Each batch of events is applied per projection in one SQL transaction that
-also moves the projection's position, so a crash anywhere leaves either the
-whole batch or none of it, and a re-delivered event (at or below the position)
-changes nothing. Only one runner per projection works at a time: it holds a
-lease row it renews every batch; another runner waits for the lease to expire
-or be released. An event a projection cannot apply goes to the dead-letter
-table with its error and the runner carries on.
+Each batch of events is applied per projection in one SQL transaction that also moves the projection's
+checkpoint (projections/batch.py), so a crash anywhere leaves either the whole batch or none of it, and a
+re-delivered event (at or below the checkpoint) changes nothing. Fed from the store (the default), the source
+is the notification log and the checkpoint the ``projection_positions`` row; fed from Kafka
+(adapters/kafka/consumer.py), the source is the assigned partitions and the checkpoint the ``kafka_offsets``
+rows.
+
+Fed from the store, only one runner per projection works at a time: it holds a lease row it renews every batch;
+another runner waits for the lease to expire or be released. An event a projection cannot apply goes to the
+dead-letter table with its error and the runner carries on.
 """
 
 from __future__ import annotations
@@ -15,17 +18,25 @@ import os
 import socket
 import time
 import traceback
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import DBAPIError
 
 from projections import lease
+from projections.batch import Batch, Checkpoint, Failure, RunStats, Source, apply_batch
 from projections.events import decode
-from projections.sql import bookkeeping, deadletters, positions, upsert, upsert_values
+from projections.follow import repeat
+from projections.sql import (
+    bookkeeping,
+    create_tables,
+    deadletters,
+    positions,
+    stored_position,
+    upsert,
+    upsert_values,
+    utc_now,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -34,44 +45,92 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
     from projections.base import Projection
-    from projections.events import ProjectedEvent
+
+    #: The store's notification log: ``read(after, limit)``, in store order.
+    Reader = Callable[[int, int], Sequence[Notification]]
+
+__all__ = ["LeaseHeld", "RunStats", "Runner", "StoreLog", "StorePositions"]
 
 log = structlog.get_logger("gridcase.projections")
-
-
-@dataclass
-class RunStats:
-    """What a run did."""
-
-    events: int = 0
-    batches: int = 0
-    deadlettered: int = 0
-    position: int = 0
-    seconds: float = 0.0
-    per_projection: dict[str, int] = field(default_factory=dict)
 
 
 class LeaseHeld(RuntimeError):
     """Another runner holds the lease."""
 
 
+class StoreLog(Source[int, int]):
+    """The store's notification log as a source: the events after the lowest position of the projections."""
+
+    def __init__(self, read: Reader, batch_size: int, after: Callable[[], int]) -> None:
+        self.read = read
+        self.batch_size = batch_size
+        self.after = after
+
+    def next_batch(self, *, until_end: bool = True) -> Batch[int, int] | None:  # noqa: ARG002 - the log just ends
+        """The next batch, from the lowest position of the projections."""
+        notifications = self.read(self.after(), self.batch_size)
+        if not notifications:
+            return None
+        # At-least-once transports re-send: keep one of each position, in store order.
+        unique = {n.id: n for n in notifications}
+        events = [decode(unique[position]) for position in sorted(unique)]
+        return Batch([(event.position, event) for event in events], events[-1].position, len(events))
+
+
+class StorePositions(Checkpoint[int, int, int]):
+    """A projection's checkpoint as one store position (the ``projection_positions`` row)."""
+
+    def done(self, connection: Connection, projection: str, *, lock: bool = False) -> int:
+        """The projection's position."""
+        return stored_position(connection, projection, lock=lock)
+
+    def pending(self, done: int, place: int) -> bool:
+        """Past the position."""
+        return place > done
+
+    def advance(self, connection: Connection, projection: str, done: int, end: int) -> None:
+        """The batch's last position (past events the projection does not handle too)."""
+        upsert(connection, positions, [{"name": projection, "position": max(end, done), "updated_at": utc_now()}])
+
+    def dead_letter(self, connection: Connection, projection: str, failures: Sequence[Failure[int]]) -> None:
+        """Rows of ``projection_deadletters``, in the batch's transaction."""
+        rows = [
+            {"projection": projection, "position": f.event.position, "event_type": f.event.type,
+             "originator_id": f.event.originator_id, "error": f.error, "failed_at": utc_now(), "attempts": 1}
+            for f in failures
+        ]  # fmt: skip
+        if rows:
+            connection.execute(deadletters.insert(), rows)
+
+    def seed(self, connection: Connection, projections: Sequence[str]) -> None:
+        """A position row from the start, so a batch can lock it (FOR UPDATE on PostgreSQL)."""
+        upsert_values(connection, positions, [(name, 0, utc_now()) for name in projections], keep=True)
+
+
 class Runner:
-    """Applies stored events to projections in batches, in store order."""
+    """Applies events to projections in batches, in store order, from a source to a checkpoint.
+
+    ``read`` is the store's notification log (``read(after, limit)``) or any :class:`Source`; the checkpoint is
+    the store position unless another is given. ``lease_seconds=None`` runs without leases (Kafka-fed members
+    share the work by partition instead).
+    """
 
     def __init__(
         self,
         engine: Engine,
-        read: Callable[[int, int], Sequence[Notification]],
+        read: Reader | Source[Any, Any],
         projections: Sequence[Projection],
         *,
         batch_size: int = 25_000,
-        lease_seconds: float = 15.0,
+        lease_seconds: float | None = 15.0,
         owner: str | None = None,
+        checkpoint: Checkpoint[Any, Any, Any] | None = None,
     ) -> None:
         self.engine = engine
-        self.read = read
         self.projections = list(projections)
         self.batch_size = batch_size
+        self.source: Source[Any, Any] = read if isinstance(read, Source) else StoreLog(read, batch_size, self._lowest)
+        self.checkpoint: Checkpoint[Any, Any, Any] = checkpoint or StorePositions()
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._renewed = float("-inf")
@@ -79,38 +138,36 @@ class Runner:
     # -- set-up -----------------------------------------------------------------
 
     def create_tables(self) -> None:
-        """Create the bookkeeping and read-model tables if missing."""
-        for attempt in range(10):
-            try:
-                with self.engine.begin() as connection:
-                    bookkeeping.create_all(connection)
-                    for projection in self.projections:
-                        projection.metadata.create_all(connection)
-                    # A position row from the start, so a batch can lock it (FOR UPDATE on PostgreSQL).
-                    rows = [(p.name, 0, _now()) for p in self.projections]
-                    upsert_values(connection, positions, rows, keep=True)
-            except DBAPIError:
-                # Another runner is creating the same tables at this moment: theirs will do.
-                if attempt == 9:  # noqa: PLR2004
-                    raise
-                time.sleep(0.2 * (attempt + 1))
-            else:
-                return
+        """Create the bookkeeping, checkpoint and read-model tables if missing, and the checkpoint's rows."""
+        names = [p.name for p in self.projections]
+        create_tables(
+            self.engine,
+            bookkeeping,
+            *self.checkpoint.tables,
+            *(p.metadata for p in self.projections),
+            seed=lambda connection: self.checkpoint.seed(connection, names),
+        )
 
     def position(self, name: str) -> int:
-        """How far a projection has got."""
+        """How far a projection fed from the store has got."""
         with self.engine.connect() as connection:
-            return _position(connection, name)
+            return stored_position(connection, name)
+
+    def _lowest(self) -> int:
+        """The lowest store position of the projections: where the next batch starts."""
+        with self.engine.connect() as connection:
+            return min((stored_position(connection, p.name) for p in self.projections), default=0)
 
     # -- leases -----------------------------------------------------------------
 
     def _acquire(self, name: str) -> bool:
+        assert self.lease_seconds is not None
         return lease.acquire(self.engine, name, self.owner, self.lease_seconds)
 
     def _renew_leases(self) -> None:
         """Renew the leases once a third of their time has gone (not every batch: each renewal is a commit)."""
         now = time.monotonic()
-        if now - self._renewed < self.lease_seconds / 3:
+        if self.lease_seconds is None or now - self._renewed < self.lease_seconds / 3:
             return
         for projection in self.projections:
             if not self._acquire(projection.name):
@@ -120,10 +177,13 @@ class Runner:
 
     def release(self) -> None:
         """Give up this runner's leases so another may start at once."""
-        lease.release(self.engine, self.owner)
+        if self.lease_seconds is not None:
+            lease.release(self.engine, self.owner)
 
     def wait_for_leases(self, timeout: float | None = None, poll: float = 1.0) -> None:
         """Block until this runner holds every projection's lease (another runner may hold them now)."""
+        if self.lease_seconds is None:
+            return
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             held = [p.name for p in self.projections if not self._acquire(p.name)]
@@ -141,99 +201,39 @@ class Runner:
     def run_once(
         self, *, progress: Callable[[RunStats], None] | None = None, lease_timeout: float | None = None
     ) -> RunStats:
-        """Catch up with the store, then return."""
+        """Catch up with the source, then return."""
         self.wait_for_leases(lease_timeout)
-        started = time.perf_counter()
-        stats = RunStats()
-        while self._batch(stats):
-            if progress is not None:
-                progress(stats)
-        stats.seconds = time.perf_counter() - started
-        return stats
+        return repeat(self._batch, RunStats(), progress=progress)
 
-    def follow(self, *, poll: float = 0.5, stop: Callable[[], bool] = lambda: False,
+    def follow(self, *, poll: float | None = None, stop: Callable[[], bool] = lambda: False,
                progress: Callable[[RunStats], None] | None = None) -> RunStats:  # fmt: skip
-        """Keep applying new events as they are stored, until ``stop()`` says so."""
-        stats = RunStats()
-        started = time.perf_counter()
-        while not stop():
-            self.wait_for_leases()
-            if self._batch(stats):
-                if progress is not None:
-                    progress(stats)
-            else:
-                time.sleep(poll)
-        stats.seconds = time.perf_counter() - started
-        return stats
+        """Keep applying new events as they come, until ``stop()`` says so (idle: wait ``poll`` seconds)."""
 
-    def _batch(self, stats: RunStats) -> bool:
-        """Apply the next batch to every projection that is behind; False when all are caught up."""
-        with self.engine.connect() as connection:
-            done = {p.name: _position(connection, p.name) for p in self.projections}
-        start = min(done.values()) if done else 0
-        notifications = self.read(start, self.batch_size)
-        if not notifications:
+        def step(stats: RunStats) -> bool:
+            self.wait_for_leases()
+            return self._batch(stats, until_end=False)
+
+        wait = self.source.idle_poll if poll is None else poll
+        return repeat(step, RunStats(), stop=stop, poll=wait, progress=progress)
+
+    def _batch(self, stats: RunStats, *, until_end: bool = True) -> bool:
+        """Apply the next batch to every projection; False when there is nothing new."""
+        batch = self.source.next_batch(until_end=until_end)
+        if batch is None:
             return False
-        # At-least-once transports re-send: keep one of each position, in store order.
-        unique = {n.id: n for n in notifications}
-        events = [decode(unique[position]) for position in sorted(unique)]
-        last = events[-1].position
         self._renew_leases()
         for projection in self.projections:
-            mine = [e for e in events if e.position > done[projection.name] and e.type in projection.handles]
-            applied, dead = self._apply(projection, mine, last)
-            stats.deadlettered += dead
+            applied, failed = apply_batch(self.engine, projection, batch, self.checkpoint)
+            stats.applied += applied
+            stats.deadlettered += len(failed)
             stats.per_projection[projection.name] = stats.per_projection.get(projection.name, 0) + applied
-        stats.events += len(events)
+        stats.events += batch.read
+        stats.deadlettered += batch.rejected
         stats.batches += 1
-        stats.position = last
-        log.info("batch", position=last, events=len(events))
+        if batch.events:
+            stats.position = max(stats.position, batch.events[-1][1].position)
+        log.info("batch", position=stats.position, events=batch.read)
         return True
-
-    def _apply(self, projection: Projection, events: list[ProjectedEvent], last: int) -> tuple[int, int]:
-        """One transaction: the batch's changes, its dead letters and the new position; retried around failures.
-
-        The batch is folded in memory first, without holding the write lock; then the lock is taken (FOR UPDATE
-        on PostgreSQL, BEGIN IMMEDIATE on SQLite, which ignores FOR UPDATE) and the position read again. If
-        another runner moved it meanwhile (this one's lease lapsed during a long pause), the work is thrown away
-        and redone from the new position: a batch is never applied twice.
-        """
-        failed: dict[int, tuple[ProjectedEvent, str]] = {}
-        while True:
-            try:
-                with self.engine.connect() as connection:
-                    current = _position(connection, projection.name)
-                    todo = [e for e in events if e.position > current and e.position not in failed]
-                    projection.prepare(connection, todo)
-                    for event in todo:
-                        try:
-                            projection.apply(connection, event)
-                        except Exception:  # noqa: BLE001 - any failure of one event must not stop the others
-                            failed[event.position] = (event, traceback.format_exc(limit=3))
-                            raise _Retry from None
-                    connection.rollback()  # end the reads; the writes get a transaction of their own
-                    if connection.dialect.name == "sqlite":
-                        connection.exec_driver_sql("BEGIN IMMEDIATE")
-                    if _position(connection, projection.name, lock=True) != current:
-                        raise _Moved  # noqa: TRY301 - handled just below, like a failed event
-                    projection.flush(connection)
-                    _dead_letter(connection, projection.name, failed.values())
-                    upsert(
-                        connection,
-                        positions,
-                        [{"name": projection.name, "position": max(last, current), "updated_at": _now()}],
-                    )
-                    connection.commit()
-                    return len(todo), len(failed)
-            except _Retry:
-                projection.discard()
-                log.warning("dead-lettered", projection=projection.name, position=max(failed))
-            except _Moved:
-                projection.discard()
-                log.warning("another runner moved on: redoing the batch", projection=projection.name)
-            except BaseException:
-                projection.discard()
-                raise
 
     def retry_deadletters(self, fetch: Callable[[int], Notification | None]) -> tuple[int, int]:
         """Apply each dead-lettered event again, oldest first; (applied, still failing)."""
@@ -260,34 +260,8 @@ class Runner:
                     connection.execute(
                         update(deadletters)
                         .where(deadletters.c.id == letter["id"])
-                        .values(error=traceback.format_exc(limit=3), attempts=letter["attempts"] + 1, failed_at=_now())
+                        .values(
+                            error=traceback.format_exc(limit=3), attempts=letter["attempts"] + 1, failed_at=utc_now()
+                        )
                     )
         return applied, failing
-
-
-class _Retry(Exception):
-    """An event failed: roll back and redo the batch without it."""
-
-
-class _Moved(Exception):
-    """Another runner applied events meanwhile: redo the batch from the new position."""
-
-
-def _position(connection: Connection, name: str, *, lock: bool = False) -> int:
-    query = select(positions.c.position).where(positions.c.name == name)
-    found = connection.execute(query.with_for_update() if lock else query).scalar()
-    return int(found or 0)
-
-
-def _dead_letter(connection: Connection, name: str, failures: object) -> None:
-    rows = [
-        {"projection": name, "position": event.position, "event_type": event.type,
-         "originator_id": event.originator_id, "error": error, "failed_at": _now(), "attempts": 1}
-        for event, error in failures  # type: ignore[attr-defined]
-    ]  # fmt: skip
-    if rows:
-        connection.execute(deadletters.insert(), rows)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)

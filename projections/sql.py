@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +22,10 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.exc import DBAPIError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from sqlalchemy import Connection, Engine
 
@@ -77,6 +79,47 @@ def make_engine(database_url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True)
+
+
+def create_tables(
+    engine: Engine,
+    *schemas: MetaData | Table,
+    seed: Callable[[Connection], None] | None = None,
+    attempts: int = 10,
+) -> None:
+    """Create the tables of ``schemas`` that are missing (and run ``seed`` in the same transaction).
+
+    Several processes starting at once create the same tables at the same moment; the losers get an error from
+    the database, wait a little and look again (the winner's tables will do).
+    """
+    for attempt in range(attempts):
+        try:
+            with engine.begin() as connection:
+                for schema in schemas:
+                    if isinstance(schema, Table):
+                        schema.create(connection, checkfirst=True)
+                    else:
+                        schema.create_all(connection)
+                if seed is not None:
+                    seed(connection)
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+        else:
+            return
+
+
+def stored_position(connection: Connection, name: str, *, lock: bool = False) -> int:
+    """How far a projection fed from the store has got (0 if it has no position yet); ``lock``: FOR UPDATE."""
+    query = select(positions.c.position).where(positions.c.name == name)
+    found = connection.execute(query.with_for_update() if lock else query).scalar()
+    return int(found or 0)
+
+
+def utc_now() -> datetime:
+    """Now, as stored: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def utc_naive(moment: datetime | None) -> datetime | None:

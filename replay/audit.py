@@ -21,6 +21,7 @@ from sqlalchemy import inspect, select
 from domain.base import upcast_state
 from projections.case_status import case_status
 from replay.chain import GENESIS, event_chain, from_micros, link_hash
+from replay.source import within
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -108,6 +109,27 @@ def history(stored_events: Sequence[StoredEvent], links: dict[int, tuple[int, in
             }
         )
     return rows
+
+
+def as_of(
+    stored_events: Sequence[StoredEvent],
+    rows: Sequence[dict[str, Any]],
+    *,
+    version: int | None = None,
+    occurred: datetime | None = None,
+    last: int | None = None,
+) -> list[tuple[StoredEvent, dict[str, Any]]]:
+    """The events and their history rows that the cut-offs keep.
+
+    Up to a version, and the replay cut-offs (replay/source.py): as of occurred, and as of recorded through
+    ``last``, the last position the store knew then.
+    """
+    return [
+        (event, row)
+        for event, row in zip(stored_events, rows, strict=True)
+        if (version is None or row["version"] <= version)
+        and within(row["position"], row["occurred_at"], last=last, occurred=occurred)
+    ]
 
 
 def links_of(connection: Connection, originator_id: UUID) -> dict[int, tuple[int, int]]:

@@ -35,7 +35,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, creat
 
 from projections.catalogue import FACTORIES, make_projections
 from projections.runner import Runner, RunStats
-from projections.sql import deadletters, make_engine, positions, upsert
+from projections.sql import create_tables, deadletters, make_engine, positions, stored_position, upsert
 from replay.source import up_to_position
 
 if TYPE_CHECKING:
@@ -161,8 +161,7 @@ def build(
 def position_of(engine: Engine, name: str) -> int:
     """A projection's position in the tables ``engine`` reaches (0 if it has none)."""
     with engine.connect() as connection:
-        found = connection.execute(select(positions.c.position).where(positions.c.name == name)).scalar()
-    return int(found or 0)
+        return stored_position(connection, name)
 
 
 @dataclass
@@ -214,6 +213,7 @@ def swap(live: Engine, scratch: Scratch, projections: Sequence[Projection]) -> N
         moved_positions = connection.execute(select(positions).where(positions.c.name.in_(names))).mappings().all()
         letters = connection.execute(select(deadletters).where(deadletters.c.projection.in_(names))).mappings().all()
     tables = [table for projection in projections for table in projection.metadata.sorted_tables]
+    create_tables(live, replay_metadata)  # before attaching the scratch file: its check would look there too
     with live.connect() as connection:
         if live.dialect.name == "sqlite":
             assert scratch.path is not None
@@ -252,7 +252,6 @@ def _move_bookkeeping(
     connection: Connection, projections: Sequence[Projection], moved: list[dict[str, Any]], letters: Sequence[Any]
 ) -> None:
     names = [projection.name for projection in projections]
-    replay_metadata.create_all(connection)
     connection.execute(delete(deadletters).where(deadletters.c.projection.in_(names)))
     if letters:
         connection.execute(deadletters.insert(), [{k: v for k, v in row.items() if k != "id"} for row in letters])
@@ -264,8 +263,8 @@ def _move_bookkeeping(
 
 def outdated(live: Engine, tz: tzinfo) -> list[str]:
     """Projections whose code version differs from the version their live tables were built by."""
-    with live.begin() as connection:
-        replay_metadata.create_all(connection)
+    create_tables(live, replay_metadata)
+    with live.connect() as connection:
         built: dict[str, int] = {row.name: row.version for row in connection.execute(select(projection_versions))}
     return [name for name, make in FACTORIES.items() if make(tz).version != built.get(name, 1)]
 

@@ -11,6 +11,9 @@ source:
 - ``occurred_by``: only events that occurred by a moment, however late they
   were recorded. Within one aggregate ``occurred_at`` never goes backwards, so
   this keeps a prefix of every case and patrol.
+
+``within`` is the same test for one event, for callers that hold events rather than a source (the audit of a
+case's history).
 """
 
 from __future__ import annotations
@@ -34,6 +37,19 @@ if TYPE_CHECKING:
     Reader = Callable[[int, int], Sequence[Notification]]
 
 
+def within(
+    position: int | None, occurred_at: str, *, last: int | None = None, occurred: datetime | None = None
+) -> bool:
+    """Whether an event at ``position`` that occurred at ``occurred_at`` (ISO) is kept by the cut-offs.
+
+    ``last``: the as-of-recorded cut (an event without a position is not kept); ``occurred``: the as-of-occurred
+    cut. No cut-off keeps everything.
+    """
+    if last is not None and (position is None or position > last):
+        return False
+    return occurred is None or datetime.fromisoformat(occurred_at) <= occurred
+
+
 def up_to_position(read: Reader, last: int) -> Reader:
     """The source, stopping at position ``last``."""
 
@@ -53,7 +69,7 @@ def occurred_by(read: Reader, moment: datetime) -> Reader:
             found = read(after, limit)
             if not found:
                 return []
-            kept = [n for n in found if datetime.fromisoformat(json.loads(n.state)["occurred_at"]) <= moment]
+            kept = [n for n in found if within(n.id, json.loads(n.state)["occurred_at"], occurred=moment)]
             if kept:
                 return kept
             after = found[-1].id  # a whole batch of later events: read on

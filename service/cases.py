@@ -12,11 +12,9 @@ from domain.registry import (
     SLA_POLICY_ID,
     Category,
     HolidayCalendar,
-    OrgUnit,
     SlaPolicy,
     Worker,
     category_id,
-    org_unit_id,
     worker_id,
 )
 from domain.sla import WorkingCalendar, add_duration, rule_for
@@ -43,19 +41,16 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
         command.actor, grid_code, at, subject=f"a case in grid {grid_code}", state="new", command=command.command
     )
     handling.load(Category, category_id(command.category), "category", command.category, command.command)
-    grid = handling.grid(grid_code, command.command)
-    assert grid.parent is not None
-    community = handling.load(OrgUnit, org_unit_id(grid.parent), "community", grid.parent, command.command)
-    assert community.parent is not None
+    grid, community, street = handling.place(grid_code, command.command)
 
     def make(number: str) -> Case:
         return Case.report(
             case_number=number,
             channel=channel,
             category=command.category,
-            grid=grid.code,
-            community=community.code,
-            street=community.parent or "",
+            grid=grid,
+            community=community,
+            street=street,
             location=command.location,
             description=command.description,
             reporter=getattr(command, "reporter", None),

@@ -66,6 +66,13 @@ class Handling:
         """A grid by code."""
         return self.unit(code, OrgKind.GRID, command)
 
+    def place(self, grid_code: str, command: str) -> tuple[str, str, str]:
+        """The grid, community and street codes of a grid, as a case or patrol records them."""
+        grid = self.grid(grid_code, command)
+        assert grid.parent is not None
+        community = self.work.load(OrgUnit, org_unit_id(grid.parent), "community", grid.parent, command)
+        return grid.code, community.code, community.parent or ""
+
     def department(self, code: str, command: str) -> OrgUnit:
         """A department (职能部门) by code."""
         return self.unit(code, OrgKind.DEPARTMENT, command)

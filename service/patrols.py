@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from domain import commands as c
 from domain.case import Channel
 from domain.patrol import Patrol, patrol_id
-from domain.registry import OrgUnit, Worker, org_unit_id, worker_id
+from domain.registry import Worker, worker_id
 from service.cases import report
 from service.handling import Handlers, Handling, Result
 
@@ -29,9 +29,7 @@ def _start(handling: Handling, command: c.StartPatrol) -> Result:
     handling.check_works_grid(command.actor, command.grid, at, subject=f"a patrol of grid {command.grid}",
                               state="new", command=command.command)  # fmt: skip
     handling.load(Worker, worker_id(command.worker), "worker", command.worker, command.command)
-    grid = handling.grid(command.grid, command.command)
-    assert grid.parent is not None
-    community = handling.load(OrgUnit, org_unit_id(grid.parent), "community", grid.parent, command.command)
+    grid, community, street = handling.place(command.grid, command.command)
     day = at.astimezone(handling.tz).date()
     patrol = handling.numbers.create(
         handling.patrol_prefix,
@@ -40,9 +38,9 @@ def _start(handling: Handling, command: c.StartPatrol) -> Result:
         lambda number: Patrol.start(
             patrol_number=number,
             worker=command.worker,
-            grid=grid.code,
-            community=community.code,
-            street=community.parent or "",
+            grid=grid,
+            community=community,
+            street=street,
             actor=command.actor,
             at=at,
         ),

@@ -21,7 +21,7 @@ from adapters.http.deps import Credentials, caller, runtime_of
 from adapters.http.errors import ApiError
 from adapters.http.execution import build, idempotent, run
 from adapters.http.xml import to_xml
-from projections.case_status import STATE_AFTER, case_status, case_timeline
+from projections.case_status import CLOSED_STATES, OPEN_STATES, STATE_AFTER, case_status, case_timeline
 
 if TYPE_CHECKING:
     from sqlalchemy import Select
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 
 Format = Annotated[Literal["json", "xml"], Path(description="json or xml")]
-CLOSED_STATES = ("closed", "rejected", "merged")
-OPEN_STATES = ("reported", "accepted", "dispatched", "in_progress", "suspended", "resolved", "verified")
 #: Events that move a case through its public life: one service request update each.
 PUBLIC_CHANGES = ("CaseReported", *STATE_AFTER)
 MAX_PAGE_SIZE = 1000

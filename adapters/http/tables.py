@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
-from sqlalchemy.exc import DBAPIError
+
+from projections.sql import create_tables as create_all_tables
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -46,11 +47,4 @@ idempotency = Table(
 
 def create_tables(engine: Engine) -> None:
     """Create the API's tables if missing (another process creating them at the same moment is fine)."""
-    for attempt in range(5):
-        try:
-            metadata.create_all(engine)
-        except DBAPIError:
-            if attempt == 4:  # noqa: PLR2004
-                raise
-        else:
-            return
+    create_all_tables(engine, metadata)

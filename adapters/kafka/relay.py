@@ -30,8 +30,10 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
-from adapters.kafka.published import TOPICS, ce_type, kafka_topic, published_form, split_topic
+from adapters.kafka.message import ce_id_of, encode, hex_id, position_of
+from adapters.kafka.published import TOPICS, kafka_topic, split_topic
 from projections import lease
+from projections.follow import repeat
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -43,7 +45,6 @@ log = structlog.get_logger("gridcase.relay")
 
 #: The most positions one batch spans; recovery looks back this far from the highest published position.
 MAX_BATCH = 5_000
-POSITION_HEADER = "gridcase_position"
 #: Fields of an aggregate's first event that name it (``ce_subject``): case and patrol numbers, registry codes.
 _SUBJECT_FIELDS = ("case_number", "patrol_number", "code", "version")
 _SUBJECTS_KEPT = 200_000
@@ -128,10 +129,8 @@ def _last_of_ours(consumer: KafkaConsumer, tp: TopicPartition, end: int, ours: C
         while True:
             for messages in consumer.poll(timeout_ms=500, max_records=10_000).values():
                 for message in messages:
-                    meta = dict(message.headers or ())
-                    position = _position(message.headers)
-                    ce_id = meta.get("ce_id", b"").decode(errors="replace")
-                    if position is not None and position > best and ours(position, ce_id):
+                    position = position_of(message.headers)
+                    if position is not None and position > best and ours(position, ce_id_of(message.headers)):
                         best = position
             high = consumer.highwater(tp)
             if high is not None and consumer.position(tp) >= high:
@@ -142,20 +141,6 @@ def _last_of_ours(consumer: KafkaConsumer, tp: TopicPartition, end: int, ours: C
         if best or start == 0:
             return best
         step *= 64
-
-
-def _hex(originator_id: UUID | str) -> str:
-    return originator_id.hex if isinstance(originator_id, UUID) else UUID(originator_id).hex
-
-
-def _position(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
-    for key, value in headers or ():
-        if key == POSITION_HEADER:
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 class Relay:
@@ -224,7 +209,7 @@ class Relay:
         found = self.read(position - 1, 1)
         if not found or found[0].id != position:
             return False
-        return ce_id == f"{_hex(found[0].originator_id)}-{found[0].originator_version}"
+        return ce_id == f"{hex_id(found[0].originator_id)}-{found[0].originator_version}"
 
     def close(self) -> None:
         """Flush and close the producer, and let another relay start at once."""
@@ -261,27 +246,12 @@ class Relay:
 
     def run_once(self, *, progress: Callable[[RelayStats], None] | None = None) -> RelayStats:
         """Publish everything stored so far, then return."""
-        started = time.perf_counter()
-        stats = RelayStats(position=self._position)
-        while self._batch(stats):
-            if progress is not None:
-                progress(stats)
-        stats.seconds = time.perf_counter() - started
-        return stats
+        return repeat(self._batch, RelayStats(position=self._position), progress=progress)
 
     def follow(self, *, poll: float = 0.5, stop: Callable[[], bool] = lambda: False,
                progress: Callable[[RelayStats], None] | None = None) -> RelayStats:  # fmt: skip
         """Keep publishing new events as they are stored, until ``stop()`` says so."""
-        started = time.perf_counter()
-        stats = RelayStats(position=self._position)
-        while not stop():
-            if self._batch(stats):
-                if progress is not None:
-                    progress(stats)
-            else:
-                time.sleep(poll)
-        stats.seconds = time.perf_counter() - started
-        return stats
+        return repeat(self._batch, RelayStats(position=self._position), stop=stop, poll=poll, progress=progress)
 
     def _batch(self, stats: RelayStats) -> bool:
         producer = self._producer
@@ -299,7 +269,7 @@ class Relay:
         for notification in notifications:
             aggregate, name = split_topic(notification.topic)
             topic = kafka_topic(aggregate)
-            key = _hex(notification.originator_id).encode()
+            key = hex_id(notification.originator_id).encode()
             tp = self._partition(topic, key)
             if self._done.get(tp, 0) >= notification.id:
                 stats.skipped += 1
@@ -355,29 +325,15 @@ class Relay:
             self._producer = None
 
     def message(self, notification: Notification, aggregate: str, name: str) -> tuple[bytes, list[tuple[str, bytes]]]:
-        """The published value and its CloudEvents binary-mode headers."""
+        """The published value and its CloudEvents binary-mode headers (adapters/kafka/message.py)."""
         state: dict[str, Any] = json.loads(notification.state)
-        version = int(state.get("class_version", 1))
-        originator = _hex(notification.originator_id)
-        value = published_form(name, state, originator, notification.originator_version)
-        headers = [
-            ("ce_specversion", b"1.0"),
-            ("ce_id", f"{originator}-{notification.originator_version}".encode()),
-            ("ce_source", self.source.encode()),
-            ("ce_type", ce_type(aggregate, name, version).encode()),
-            ("ce_time", str(state["occurred_at"]).encode()),
-            ("ce_subject", self.subject(notification, state).encode()),
-            ("content-type", b"application/json"),
-            (POSITION_HEADER, str(notification.id).encode()),
-            ("gridcase_recorded_at", str(state.get("timestamp", "")).encode()),
-        ]
-        # Keys in the stored order (already sorted) with the added ones last: deterministic without sorting.
-        body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-        return body, headers
+        return encode(
+            notification, state, aggregate, name, source=self.source, subject=self.subject(notification, state)
+        )
 
     def subject(self, notification: Notification, state: dict[str, Any]) -> str:
         """The case number, patrol number or registry code the event is about."""
-        originator = _hex(notification.originator_id)
+        originator = hex_id(notification.originator_id)
         known = self._subjects.get(originator)
         if known is not None:
             return known

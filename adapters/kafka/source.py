@@ -13,23 +13,21 @@ contact, which is never published, is absent, and no read model uses it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
-from eventsourcing.persistence import Notification
-from eventsourcing.utils import get_topic
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
-from adapters.kafka.consumer import Poison, to_event
-from adapters.kafka.published import ADDED_FIELDS, TOPICS, event_classes
-from adapters.kafka.relay import POSITION_HEADER
+from adapters.kafka.consumer import reading_consumer
+from adapters.kafka.message import Poison, decode, position_of
+from adapters.kafka.published import TOPICS
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from eventsourcing.persistence import Notification
+    from kafka import KafkaConsumer
     from kafka.consumer.fetcher import ConsumerRecord
 
 
@@ -60,11 +58,13 @@ class KafkaSource:
             if position <= after:
                 continue
             try:
-                to_event(record)  # the same checks as the Kafka-fed projector
+                message = decode(record)  # the same checks as the Kafka-fed projector
+                notification = message.notification()
+                message.event()  # upcasting too (it takes the message's value over: after the notification)
             except Poison as error:
                 msg = f"position {position} on Kafka is not a readable event, so a replay cannot go past it: {error}"
                 raise ValueError(msg) from error
-            found.append(_notification(position, record))
+            found.append(notification)
         return found
 
     def close(self) -> None:
@@ -75,14 +75,7 @@ class KafkaSource:
 
     def _rewind(self) -> None:
         self.close()
-        consumer = KafkaConsumer(
-            **self.config,
-            group_id=None,
-            enable_auto_commit=False,
-            max_poll_records=10_000,
-            fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-        )
+        consumer = reading_consumer(self.config, 10_000)
         self._partitions = [
             TopicPartition(topic, partition)
             for topic in sorted(set(TOPICS.values()))
@@ -156,28 +149,5 @@ class KafkaSource:
 
 def _position(record: ConsumerRecord) -> int:
     """The record's store position, or -1 when it has none (not a gridcase event: skipped)."""
-    for key, value in record.headers or ():
-        if key == POSITION_HEADER:
-            try:
-                return int(value)
-            except ValueError:
-                return -1
-    return -1
-
-
-def _notification(position: int, record: ConsumerRecord) -> Notification:
-    value: dict[str, Any] = json.loads(record.value)
-    headers = dict(record.headers or ())
-    name = headers["ce_type"].decode().split(".")[2]
-    originator = UUID(hex=value["originator_id"])
-    version = int(value["originator_version"])
-    for added in ADDED_FIELDS:
-        value.pop(added, None)
-    state = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
-    return Notification(
-        id=position,
-        originator_id=originator,
-        originator_version=version,
-        topic=get_topic(event_classes()[name][1]),
-        state=state,
-    )
+    found = position_of(record.headers)
+    return -1 if found is None else found

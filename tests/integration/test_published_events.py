@@ -19,8 +19,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay
 from adapters.kafka.schemas import HEADERS, ROOT, event_types
-from adapters.reference import load_reference_district, reference_commands
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from tests.conftest import make_settings
 from tests.support import App, make_app
 
@@ -93,9 +93,10 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Published:
     path: Path = tmp_path_factory.mktemp("published") / "gridcase.db"
     service = make_app(make_settings(f"sqlite:///{path}"))
     try:
-        load_reference_district(service, REFERENCE_AT)
+        reader = service.reader
+        load_reference_district(service, reader, REFERENCE_AT)
         world = World(reference_commands(REFERENCE_AT), 30)
-        Simulator(service, world, SimulationConfig(days=7, seed=11, grids=30, start=date(2021, 6, 1))).run()
+        Simulator(service, reader, world, SimulationConfig(days=7, seed=11, grids=30, start=date(2021, 6, 1))).run()
         return published_stream(service)
     finally:
         service.close()

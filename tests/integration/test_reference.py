@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pytest
 
-from adapters.reference import (
+from district.reference import (
     CHUNK,
     DISTRICT,
     LOADER,
@@ -128,7 +128,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     """The reference district loaded once into a fresh SQLite file, for the tests that only read it."""
     app = make_app(make_settings(f"sqlite:///{tmp_path_factory.mktemp('reference') / 'gridcase.db'}"))
     calls: list[tuple[int, int]] = []
-    result = load_reference_district(app, AT, progress=lambda done, total: calls.append((done, total)))
+    result = load_reference_district(app, app.reader, AT, progress=lambda done, total: calls.append((done, total)))
     yield Loaded(app, result, calls, Registry(stored_events(app)))
     app.close()
 
@@ -271,13 +271,13 @@ def test_the_catalogue_policy_and_calendar(loaded: Loaded) -> None:
 
 
 def test_loading_twice_writes_nothing_the_second_time(app: App) -> None:
-    first = load_reference_district(app, AT)
+    first = load_reference_district(app, app.reader, AT)
     position = last_position(app)
     assert first["events"] == position
     assert Registry(stored_events(app)).figures() == FIGURES
 
     calls: list[tuple[int, int]] = []
-    second = load_reference_district(app, AT, progress=lambda done, total: calls.append((done, total)))
+    second = load_reference_district(app, app.reader, AT, progress=lambda done, total: calls.append((done, total)))
 
     assert second["skipped"] == 1
     assert second["events"] == 0
@@ -295,17 +295,19 @@ def test_an_interrupted_load_resumes_where_it_stopped(sqlite_app: App) -> None:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        load_reference_district(sqlite_app, AT, progress=stop_after_three_chunks)
+        load_reference_district(sqlite_app, sqlite_app.reader, AT, progress=stop_after_three_chunks)
     partial = last_position(sqlite_app)
     assert sqlite_app.store.exists(org_unit_id(DISTRICT))
 
     calls: list[int] = []
-    resumed = load_reference_district(sqlite_app, AT, progress=lambda done, _total: calls.append(done))
+    resumed = load_reference_district(
+        sqlite_app, sqlite_app.reader, AT, progress=lambda done, _total: calls.append(done)
+    )
 
     assert resumed["resumed"] == 1
     assert calls[0] == 4 * CHUNK
     assert partial + resumed["events"] == last_position(sqlite_app)
-    assert load_reference_district(sqlite_app, AT)["skipped"] == 1
+    assert load_reference_district(sqlite_app, sqlite_app.reader, AT)["skipped"] == 1
     registry = Registry(stored_events(sqlite_app))
     assert registry.figures() == FIGURES
     assert all(len(leaders) == 1 for leaders in registry.leaders.values())
@@ -317,7 +319,7 @@ def test_a_district_not_made_by_the_loader_is_left_alone(sqlite_app: App) -> Non
     position = last_position(sqlite_app)
 
     with pytest.raises(AlreadyExists, match="district 'SN' already exists"):
-        load_reference_district(sqlite_app, AT)
+        load_reference_district(sqlite_app, sqlite_app.reader, AT)
 
     assert last_position(sqlite_app) == position
 

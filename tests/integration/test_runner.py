@@ -32,8 +32,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from sqlalchemy import select
 
-from adapters.reference import load_reference_district, reference_commands
-from adapters.simulator import SimulationConfig, Simulator, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, World
 from projections.case_status import CaseStatus
 from projections.runner import LeaseHeld, Runner
 from projections.sql import bookkeeping, deadletters, leases, make_engine, positions
@@ -141,10 +141,11 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     """Simulate once, keep the simulated days' events, and build the read model from them once, in one pass."""
     folder = tmp_path_factory.mktemp("history")
     source = make_app(make_settings(f"sqlite:///{folder / 'source.db'}"))
-    load_reference_district(source, REFERENCE_AT)
+    reader = source.reader
+    load_reference_district(source, reader, REFERENCE_AT)
     registry = source.store.recorder.max_notification_id() or 0
     world = World(reference_commands(REFERENCE_AT), 30)
-    totals = Simulator(source, world, SimulationConfig(days=8, seed=11, grids=30, intensity=3.0)).run()
+    totals = Simulator(source, reader, world, SimulationConfig(days=8, seed=11, grids=30, intensity=3.0)).run()
     assert totals.unexpected_refusals == 0, totals.refusal_reasons
     notifications = list(source.store.recorder.select_notifications(start=registry + 1, limit=1_000_000))
     source.close()

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from adapters.reference import load_reference_district, reference_commands
-from adapters.simulator import SimulationConfig, Simulator, Totals, World
+from district.reference import load_reference_district, reference_commands
+from district.simulator import SimulationConfig, Simulator, Totals, World
 from domain import case as case_module
 from domain import patrol as patrol_module
 from domain import registry as registry_module
@@ -48,7 +48,8 @@ def reference_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file holding the reference district, loaded once and copied for each test."""
     path = tmp_path_factory.mktemp("reference") / "reference.db"
     service = make_app(make_settings(f"sqlite:///{path}"))
-    load_reference_district(service, REFERENCE_AT)
+    reader = service.reader
+    load_reference_district(service, reader, REFERENCE_AT)
     service.close()
     return path
 
@@ -65,7 +66,8 @@ def fresh(reference_db: Path, tmp_path: Path) -> Iterator[App]:
 
 def simulate(service: App, *, days: int, seed: int, grids: int, start: date = date(2021, 6, 1)) -> Totals:
     world = World(reference_commands(REFERENCE_AT), grids)
-    return Simulator(service, world, SimulationConfig(days=days, seed=seed, grids=grids, start=start)).run()
+    reader = service.reader
+    return Simulator(service, reader, world, SimulationConfig(days=days, seed=seed, grids=grids, start=start)).run()
 
 
 def event_classes() -> set[str]:

@@ -558,3 +558,4 @@ def test_merge_needs_an_open_master_that_is_another_case(fate: str, into: str) -
             assert machine.app.resolve_number(machine.number) == machine.master
     finally:
         machine.teardown()
+

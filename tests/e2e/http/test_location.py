@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adapters.http.catalogue import DISTRICT_BOUNDS, Catalogue
-from adapters.reference import load_reference_district
+from district.reference import load_reference_district
 from tests.conftest import make_settings
 from tests.support import CATEGORY, GRID, OTHER_GRID, make_app
 
@@ -66,7 +66,8 @@ def test_points_outside_the_district_are_in_no_grid(api: Api, lat: float, lon: f
 def test_on_the_reference_district_every_base_grid_has_its_cell_and_every_grid_its_name(tmp_path: Path) -> None:
     service = make_app(make_settings(f"sqlite:///{tmp_path / 'reference.db'}"))
     try:
-        load_reference_district(service, datetime.fromisoformat("2021-01-01T00:00:00+08:00"))
+        reader = service.reader
+        load_reference_district(service, reader, datetime.fromisoformat("2021-01-01T00:00:00+08:00"))
         catalogue = Catalogue(service.reader)
         catalogue.refresh()
     finally:

@@ -26,7 +26,7 @@ def test_a_review_over_http_is_byte_for_byte_the_cli_review(api: Api) -> None:
         as_csv = client.get(f"/api/v1/reviews/{YEAR}", params={"rules": "2021", "format": "csv"})
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
     env["GRIDCASE_DATABASE_URL"] = api.runtime.settings.database_url
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     cli = subprocess.run([str(GRIDCASE), "review", "--period", YEAR, "--rules", str(root / "rules" / "2021.toml"),
                           "--format", "json"], capture_output=True, env=env, check=True)  # fmt: skip
     assert response.content == again.content, "the same review twice is the same bytes"

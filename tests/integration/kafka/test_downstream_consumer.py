@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from tests.integration.kafka.support import Engine, headers, topic_messages
 
 pytestmark = pytest.mark.slow
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "events"
+SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "events"
 TOPICS = ("gridcase.case.events", "gridcase.patrol.events", "gridcase.registry.events")
 RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 FORMATS = FormatChecker()

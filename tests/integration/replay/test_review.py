@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from tests.support import App
 
 QINGDAO = ZoneInfo("Asia/Shanghai")
-RULES = Path(__file__).resolve().parents[2] / "rules" / "2021.toml"
+RULES = Path(__file__).resolve().parents[3] / "rules" / "2021.toml"
 SMALL_RULES = """\
 name = "test review"
 version = "t.1"

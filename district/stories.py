@@ -1,36 +1,26 @@
-"""A district simulator: N days of plausible life, driven through the application's own commands.
+"""The simulator's stories: a day's patrols and complaints, registry upkeep, a patrol, a case from intake to callback.
 
-Every case and every patrol is a small story (a Python generator) that says
-what happens next and when; a scheduler runs the stories in simulated time.
-Commands go through :meth:`Gridcase.handle` like any other client's, never by
-writing events directly. Randomness comes from one seeded generator and the
-recording clock is the simulated clock, so a seed gives the same event stream
-every time. The figures it aims for are in docs/simulator.md.
+Each story is a generator: it acts now through :meth:`Stories.do` and yields
+when it acts next; the :class:`~district.simulator.Simulator` runs them in
+simulated time. The probabilities here are the ones docs/simulator.md
+describes. Every draw comes from the simulator's one seeded generator, in the
+order the stories run, so moving a draw changes the event stream.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import math
-import random
-import time
-from collections import Counter
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from domain import commands as c
-from domain.base import RECORDING_CLOCK
-from domain.commands import COMMANDS
-from domain.errors import DomainError
-from domain.registry import GridKind, OrgKind, worker_id
-
 if TYPE_CHECKING:
-    from collections.abc import Callable, Generator, Iterable
+    import random
+    from collections.abc import Generator, Iterable
     from zoneinfo import ZoneInfo
 
-    from service import Service as Gridcase
+    from district.ports import Service
+    from district.simulator import SimulationConfig, Totals
+    from district.world import Category, Grid, World
 
 CHANNEL_MIX = (("hotline", 45), ("window", 17), ("app", 15), ("wechat", 15), ("letter_visit", 4), ("supervision", 4))
 #: Relative weight of each category group by month (1..12): heating in winter, garbage and noise in summer.
@@ -56,236 +46,25 @@ COMPLAINTS_PER_1000_RESIDENTS_PER_DAY = 0.45
 MAX_BOUNCES = 2
 
 
-@dataclass(frozen=True)
-class Grid:
-    """A grid of the reference district as the simulator sees it."""
+class Stories:
+    """The stories a simulator runs; the simulator supplies the scheduler (``spawn``) and the command (``do``)."""
 
-    code: str
-    street: str
-    population: int
-    elderly_share: float
-    full_time: str
-    part_time: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Category:
-    """A category: where it goes by default and how fast it must move."""
-
-    code: str
-    group: str
-    default_unit: str
-    sla_class: str
-
-
-@dataclass
-class SimulationConfig:
-    """What to simulate."""
-
-    days: int
-    seed: int
-    start: date = date(2021, 6, 1)
-    grids: int | None = None
-    intensity: float = 1.0
-    rate: float | None = None
-
-
-@dataclass
-class Totals:
-    """What the simulation did."""
-
-    commands: int = 0
-    events: int = 0
-    intended_refusals: int = 0
-    unexpected_refusals: int = 0
-    refusal_reasons: Counter[str] = field(default_factory=Counter)
-    event_types: Counter[str] = field(default_factory=Counter)
-    channels: Counter[str] = field(default_factory=Counter)
-    resolution_hours: list[float] = field(default_factory=list)
-    resolved: int = 0
-    resolved_late: int = 0
-    late_patrol_logs: int = 0
-    digest: str = ""
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain values for ``--json``."""
-        hours = sorted(self.resolution_hours)
-        median = hours[len(hours) // 2] if hours else None
-        total_channels = sum(self.channels.values()) or 1
-        return {
-            "commands": self.commands,
-            "events": self.events,
-            "events_per_second": round(self.events / self.seconds, 1) if self.seconds else None,
-            "seconds": round(self.seconds, 2),
-            "cases_reported": sum(self.channels.values()),
-            "channel_share": {k: round(v / total_channels, 3) for k, v in sorted(self.channels.items())},
-            "median_resolution_hours": round(median, 1) if median is not None else None,
-            "resolved": self.resolved,
-            "overdue_share": round(self.resolved_late / self.resolved, 3) if self.resolved else None,
-            "late_patrol_logs": self.late_patrol_logs,
-            "intended_refusals": self.intended_refusals,
-            "unexpected_refusals": self.unexpected_refusals,
-            "refusal_reasons": dict(self.refusal_reasons.most_common(10)),
-            "event_types": dict(sorted(self.event_types.items())),
-            "digest": self.digest,
-        }
-
-
-class World:
-    """The reference district's grids, workers, departments and categories, read from its commands."""
-
-    def __init__(self, commands: Iterable[c.AnyCommand], grids: int | None) -> None:
-        units: dict[str, c.CreateOrgUnit] = {}
-        assigned: dict[str, list[str]] = {}
-        self.categories: list[Category] = []
-        self.departments: list[str] = []
-        for command in commands:
-            if isinstance(command, c.CreateOrgUnit):
-                units[command.code] = command
-                if command.kind is OrgKind.DEPARTMENT:
-                    self.departments.append(command.code)
-            elif isinstance(command, c.AssignWorker):
-                assigned.setdefault(command.grid, []).append(command.worker)
-            elif isinstance(command, c.DefineCategory):
-                self.categories.append(Category(command.code, command.group, command.default_unit, command.sla_class))
-        base = sorted(
-            code for code, unit in units.items() if unit.kind is OrgKind.GRID and unit.grid_kind is GridKind.BASE
-        )
-        if grids is not None:
-            # Spread the chosen grids over the whole district rather than take one street.
-            step = max(1, len(base) // max(1, grids))
-            base = base[::step][:grids]
-        self.grids: list[Grid] = []
-        for code in base:
-            unit = units[code]
-            community = units[unit.parent or ""]
-            workers = assigned.get(code, [])
-            self.grids.append(
-                Grid(
-                    code=code,
-                    street=community.parent or "",
-                    population=unit.population,
-                    elderly_share=unit.elderly / unit.population if unit.population else 0.0,
-                    full_time=next(w for w in workers if w.startswith("W")),
-                    part_time=tuple(w for w in workers if w.startswith("V")),
-                )
-            )
-
-
-class Simulator:
-    """Runs the district through simulated days."""
-
-    def __init__(self, service: Gridcase, world: World, config: SimulationConfig) -> None:
-        self.service = service
-        self.world = world
-        self.config = config
-        self.rng = random.Random(config.seed)  # noqa: S311 - a reproducible simulation, not security
-        self.tz: ZoneInfo = service.tz
-        self.now = datetime.combine(config.start, datetime.min.time(), self.tz).astimezone(UTC)
-        self.end = self.now + timedelta(days=config.days)
-        self.totals = Totals()
-        self._queue: list[tuple[datetime, int, Generator[datetime, None, None]]] = []
-        self._sequence = 0
-        self._position = 0
-        self._digest = hashlib.sha256()
-        # Workers differ in diligence, so their figures spread.
-        people = sorted({g.full_time for g in world.grids} | {d + "-desk" for d in world.departments})
-        self.diligence = {p: min(1.0, max(0.2, self.rng.gauss(0.75, 0.15))) for p in people}
-
-    # -- running ----------------------------------------------------------------
+    service: Service
+    world: World
+    config: SimulationConfig
+    rng: random.Random
+    tz: ZoneInfo
+    now: datetime
+    totals: Totals
+    diligence: dict[str, float]
 
     def spawn(self, at: datetime, story: Generator[datetime, None, None]) -> None:
         """Start a story; it first acts at ``at``."""
-        self._sequence += 1
-        heapq.heappush(self._queue, (at, self._sequence, story))
-
-    def run(self, on_day: Callable[[date, dict[str, int]], None] | None = None) -> Totals:
-        """Simulate every day; ``on_day`` gets each finished day and the events it stored, by type."""
-        started = time.perf_counter()
-        self._position = int(self.service.store.recorder.max_notification_id() or 0)
-        token = RECORDING_CLOCK.set(lambda: self.now)
-        previous_clock = self.service.clock
-        self.service.clock = lambda: self.now
-        try:
-            for day in range(self.config.days):
-                self.spawn(self.now + timedelta(days=day), self._day(self.config.start + timedelta(days=day)))
-            day_start = self.now
-            while day_start < self.end:
-                day_end = day_start + timedelta(days=1)
-                self._run_until(day_end)
-                stored = self._tally()
-                if on_day is not None:
-                    on_day(day_start.astimezone(self.tz).date(), stored)
-                day_start = day_end
-        finally:
-            RECORDING_CLOCK.reset(token)
-            self.service.clock = previous_clock
-        self.totals.seconds = time.perf_counter() - started
-        self.totals.digest = self._digest.hexdigest()
-        return self.totals
-
-    def _tally(self) -> dict[str, int]:
-        """Read back what was stored since the last tally: counts by event type, and the running digest."""
-        counts: Counter[str] = Counter()
-        recorder = self.service.store.recorder
-        while True:
-            batch = recorder.select_notifications(start=self._position, limit=5000, inclusive_of_start=False)
-            if not batch:
-                break
-            for notification in batch:
-                self._digest.update(notification.topic.encode())
-                self._digest.update(str(notification.originator_id).encode())
-                self._digest.update(str(notification.originator_version).encode())
-                self._digest.update(notification.state)
-                counts[notification.topic.rsplit(".", 1)[-1]] += 1
-            self._position = batch[-1].id
-        self.totals.event_types.update(counts)
-        self.totals.events += sum(counts.values())
-        return dict(counts)
-
-    def _run_until(self, until: datetime) -> None:
-        paced = self.config.rate is not None
-        while self._queue and self._queue[0][0] < until:
-            # One transaction per simulated hour, unless paced for a demo (then every command shows at once).
-            hour_end = min(until, self._queue[0][0].replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
-            if paced:
-                self._step_until(hour_end)
-            else:
-                with self.service.batch():
-                    self._step_until(hour_end)
-        self.now = max(self.now, until)
-
-    def _step_until(self, until: datetime) -> None:
-        while self._queue and self._queue[0][0] < until:
-            at, _, story = heapq.heappop(self._queue)
-            if self.config.rate:
-                time.sleep(max(0.0, (at - self.now).total_seconds() / self.config.rate))
-            self.now = max(self.now, at)
-            try:
-                following = next(story)
-            except StopIteration:
-                continue
-            self.spawn(max(following, self.now), story)
+        raise NotImplementedError
 
     def do(self, fields: dict[str, Any], *, expect_refusal: bool = False) -> dict[str, Any] | None:
         """Issue one command now (or at its own ``at``); a refusal is counted, never raised."""
-        fields.setdefault("at", self.now)
-        command = COMMANDS.validate_python(fields)
-        self.totals.commands += 1
-        try:
-            result = self.service.handle(command)
-        except DomainError as error:
-            if expect_refusal:
-                self.totals.intended_refusals += 1
-            else:
-                self.totals.unexpected_refusals += 1
-                self.totals.refusal_reasons[f"{command.command}: {error.rule}"] += 1
-            return None
-        if expect_refusal:
-            self.totals.unexpected_refusals += 1
-            self.totals.refusal_reasons[f"{command.command}: accepted but meant to be refused"] += 1
-        return result
+        raise NotImplementedError
 
     # -- helpers ----------------------------------------------------------------
 
@@ -346,7 +125,7 @@ class Simulator:
                      "elderly": round(population * grid.elderly_share)})  # fmt: skip
         grid = self.rng.choice(self.world.grids)
         newcomer = f"V9{day:%y%m%d}"
-        if grid.part_time and not self.service.store.exists(worker_id(newcomer)):
+        if grid.part_time and not self.service.worker_registered(newcomer):
             self.do({"command": "registry.unassign", "actor": admin, "worker": grid.part_time[0], "grid": grid.code,
                      "end": day.isoformat()})  # fmt: skip
             self.do({"command": "registry.worker", "actor": admin, "code": newcomer, "name": "新志愿者",
@@ -603,3 +382,4 @@ class Simulator:
         if handler["kind"] == "worker":
             return {"id": handler["id"], "role": "grid_worker", "unit": None}
         return {"id": f"{handler['id']}-desk", "role": "department_handler", "unit": handler["id"]}
+

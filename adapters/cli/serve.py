@@ -1,41 +1,29 @@
 """``gridcase serve`` and ``gridcase token create|revoke|list``.
 
-Registered in :mod:`adapters.cli`; the web stack is imported only when serving.
+The web stack is imported only when serving. Every failure here is bad input (exit 2).
 """
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
-from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
-from adapters.settings import Settings
+from adapters.bootstrap import bootstrap
+from adapters.cli.common import Exit, JsonOpt, emit, err, fail, load_settings, out
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+    from adapters.settings import Settings
 
 token_app = typer.Typer(help="Bearer tokens of the HTTP API: create, revoke, list.", no_args_is_help=True)
-BAD_INPUT = 2
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(message, markup=False, highlight=False)
-    raise typer.Exit(BAD_INPUT)
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_environment()
-    except BadSettings as error:
-        _fail(f"bad setting: {error}")
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``token`` group to the ``gridcase`` program."""
+    app.add_typer(token_app, name="token")
+    app.command("serve")(serve)
 
 
 def _engine(settings: Settings) -> Engine:
@@ -57,7 +45,7 @@ def serve(
     """Serve the HTTP API (Open311 and native) with the projections following the store in-process."""
     import uvicorn  # noqa: PLC0415
 
-    settings = _settings()
+    settings = load_settings()
     if settings.sqlite_path is not None and str(settings.sqlite_path) != ":memory:":
         settings.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     app = bootstrap(settings).http_app(follow=projections)
@@ -87,16 +75,16 @@ def token_create(
 
     roles = {r.value: r for r in TOKEN_ROLES}
     if role not in roles:
-        _fail(f"bad input: role: {role!r} is not one of {', '.join(roles)}")
+        fail(Exit.BAD_INPUT, f"bad input: role: {role!r} is not one of {', '.join(roles)}")
     if channel not in {c.value for c in Channel} or channel == Channel.PATROL.value:
-        _fail(f"bad input: channel: {channel!r} is not an intake channel")
+        fail(Exit.BAD_INPUT, f"bad input: channel: {channel!r} is not an intake channel")
     if roles[role] is Role.DEPARTMENT_HANDLER and not unit:
-        _fail("bad input: unit: a department handler's token names their department (--unit)")
-    settings = _settings()
+        fail(Exit.BAD_INPUT, "bad input: unit: a department handler's token names their department (--unit)")
+    settings = load_settings()
     _check_actor(settings, roles[role], actor, unit)
     issued = TokenStore(_engine(settings)).create(actor, roles[role], unit, Channel(channel), note)
     if as_json:
-        print(json.dumps(issued.__dict__))  # noqa: T201
+        emit(issued.__dict__)
         return
     out.print(f"token {issued.token_id} for {role} {actor}{f' ({unit})' if unit else ''}: {issued.token}",
               highlight=False, markup=False)  # fmt: skip
@@ -111,9 +99,9 @@ def _check_actor(settings: Settings, role: object, actor: str, unit: str | None)
     engine = bootstrap(settings)
     try:
         if role is Role.GRID_WORKER and not engine.service.worker_registered(actor):
-            _fail(f"bad input: actor: no worker {actor!r} in the registry")
+            fail(Exit.BAD_INPUT, f"bad input: actor: no worker {actor!r} in the registry")
         if unit is not None and not engine.service.is_department(unit):
-            _fail(f"bad input: unit: no department {unit!r} in the registry")
+            fail(Exit.BAD_INPUT, f"bad input: unit: no department {unit!r} in the registry")
     finally:
         engine.close()
 
@@ -124,11 +112,11 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="The token's id (f
     """Revoke a token: requests with it are refused from now on."""
     from adapters.http.auth import TokenStore  # noqa: PLC0415
 
-    done = TokenStore(_engine(_settings())).revoke(token_id)
+    done = TokenStore(_engine(load_settings())).revoke(token_id)
     if not done:
-        _fail(f"bad input: token_id: no live token {token_id!r}")
+        fail(Exit.BAD_INPUT, f"bad input: token_id: no live token {token_id!r}")
     if as_json:
-        print(json.dumps({"token_id": token_id, "revoked": True}))  # noqa: T201
+        emit({"token_id": token_id, "revoked": True})
     else:
         out.print(f"token {token_id} revoked", highlight=False)
 
@@ -138,9 +126,9 @@ def token_list(as_json: JsonOpt = False) -> None:
     """Every token: id, actor, role, unit, channel, created, revoked (never the secret)."""
     from adapters.http.auth import TokenStore  # noqa: PLC0415
 
-    rows = TokenStore(_engine(_settings())).list()
+    rows = TokenStore(_engine(load_settings())).list()
     if as_json:
-        print(json.dumps(rows))  # noqa: T201
+        emit(rows)
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "live"

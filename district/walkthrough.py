@@ -9,7 +9,7 @@ from domain import commands as c
 from domain.commands import COMMANDS
 
 if TYPE_CHECKING:
-    from service import Service as Gridcase
+    from district.ports import Service
 
 #: The grid the source article's door-knocking story happens in.
 TOUR_GRID_NAME = "永嘉路社区004网格"
@@ -24,7 +24,7 @@ def tour_cast(commands: list[c.AnyCommand]) -> dict[str, str]:
     return {"grid": grid, "handler": full_time, "verifier": verifier}
 
 
-def walk_one_complaint(service: Gridcase, cast: dict[str, str], start: datetime) -> str:
+def walk_one_complaint(service: Service, cast: dict[str, str], start: datetime) -> str:
     """File a hotline complaint about a missing manhole cover and take it to a satisfied callback."""
     operator = {"id": "hotline-01", "role": "intake_operator"}
     dispatcher = {"id": "centre-01", "role": "dispatcher"}

@@ -1,8 +1,8 @@
 """The replay and audit commands: ``gridcase replay rebuild|build|verify``, ``gridcase review``, ``gridcase audit``.
 
-Exit codes as elsewhere (0 ok, 2 bad input, 3 refused: an unknown case), plus
-1 when a check finds something: ``replay verify`` found a row that differs,
-``audit verify`` found a broken link.
+Exit codes as elsewhere (adapters/cli/common.py: 0 ok, 2 bad input, 3 refused: an
+unknown case), plus 1 when a check finds something: ``replay verify`` found a row that
+differs, ``audit verify`` found a broken link.
 """
 
 from __future__ import annotations
@@ -13,26 +13,40 @@ import json
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path  # noqa: TC003 - typer reads annotations at run time
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
+from adapters.bootstrap import bootstrap
+from adapters.cli.common import (
+    Exit,
+    JsonOpt,
+    check_period,
+    emit,
+    err,
+    fail,
+    load_settings,
+    local_time,
+    moment,
+    out,
+    progress_printer,
+    rate,
+    show_record,
+    summary,
+)
 from domain.case import case_id
 from projections.catalogue import FACTORIES, make_projections
 from projections.sql import make_engine
-from replay.audit import COLUMNS, history, links_of, state_at, verify_chain
+from replay.audit import COLUMNS, as_of, history, links_of, state_at, verify_chain
 from replay.build import build, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
 from replay.source import occurred_by, position_known_at, up_to_position
 from service import mask_contact
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from eventsourcing.persistence import Notification
     from sqlalchemy import Engine
@@ -41,17 +55,12 @@ if TYPE_CHECKING:
     from adapters.settings import Settings
     from replay.source import Reader
 
-out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, soft_wrap=True)
-
-FOUND, BAD_INPUT, REFUSED = 1, 2, 3
-
 replay_app = typer.Typer(
     help="Rebuild read models from the history, build them as of a cut-off, check they are deterministic.",
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+ProjectionsArg = Annotated[list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")]
 FromOpt = Annotated[
     str, typer.Option("--from", help="Event source: store, or kafka (the event topics, in store order)")
 ]
@@ -71,29 +80,6 @@ def register(app: typer.Typer) -> None:
     app.command("audit")(audit)
 
 
-def _fail(code: int, message: str) -> NoReturn:
-    err.print(message, markup=False, highlight=False)
-    raise typer.Exit(code)
-
-
-def _settings() -> Settings:
-    try:
-        return settings_from_environment()
-    except BadSettings as error:
-        _fail(BAD_INPUT, f"bad setting: {error}")
-
-
-def _moment(option: str, text: str | None, settings: Settings) -> datetime | None:
-    """An ISO time; without an offset it is district local time."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        _fail(BAD_INPUT, f"bad input: {option}: {text!r} is not an ISO 8601 time")
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=settings.tz)
-
-
 @dataclass
 class _Opened:
     """The store, its database (chain and commit clock), the read models' database, and the event source."""
@@ -107,9 +93,9 @@ class _Opened:
 @contextmanager
 def _store(settings: Settings, source: str = "store") -> Iterator[_Opened]:
     if source not in {"store", "kafka"}:
-        _fail(BAD_INPUT, f"bad input: --from: {source!r} is not store or kafka")
+        fail(Exit.BAD_INPUT, f"bad input: --from: {source!r} is not store or kafka")
     if source == "kafka" and not settings.kafka_enabled:
-        _fail(BAD_INPUT, "bad input: --from kafka: set GRIDCASE_KAFKA_BOOTSTRAP_SERVERS")
+        fail(Exit.BAD_INPUT, "bad input: --from kafka: set GRIDCASE_KAFKA_BOOTSTRAP_SERVERS")
     parts = bootstrap(settings)
     store = make_engine(settings.database_url)
     live = make_engine(settings.read_url) if settings.read_url != settings.database_url else store
@@ -136,25 +122,31 @@ def _store(settings: Settings, source: str = "store") -> Iterator[_Opened]:
 def _store_fed(settings: Settings) -> None:
     """Rebuilding from the store needs read models the store feeds (Kafka-fed ones track Kafka offsets)."""
     if settings.projections_source != "store":
-        _fail(BAD_INPUT, "bad input: the live read models are fed from Kafka (GRIDCASE_PROJECTIONS_SOURCE=kafka) and "
-                         "track Kafka offsets: rebuilding or verifying them in place is not supported yet; "
-                         "use replay build --into to build a copy")  # fmt: skip
+        fail(Exit.BAD_INPUT, "bad input: the live read models are fed from Kafka (GRIDCASE_PROJECTIONS_SOURCE=kafka) "
+                             "and track Kafka offsets: rebuilding or verifying them in place is not supported yet; "
+                             "use replay build --into to build a copy")  # fmt: skip
+
+
+@contextmanager
+def _in_place(projections: list[str] | None, source: str) -> Iterator[tuple[Settings, list[str], _Opened]]:
+    """The settings, the projections named and the store, to rebuild or verify the live read models."""
+    settings = load_settings()
+    names = _names(projections)
+    _store_fed(settings)
+    with _store(settings, source) as opened:
+        yield settings, names, opened
 
 
 def _names(projections: list[str] | None) -> list[str]:
     names = projections or list(FACTORIES)
     unknown = [name for name in names if name not in FACTORIES]
     if unknown:
-        _fail(BAD_INPUT, f"bad input: unknown projection {', '.join(unknown)} (known: {', '.join(FACTORIES)})")
+        fail(Exit.BAD_INPUT, f"bad input: unknown projection {', '.join(unknown)} (known: {', '.join(FACTORIES)})")
     return names
 
 
-def _progress(as_json: bool) -> Any:
-    def show(stats: Any) -> None:
-        if not as_json:
-            err.print(f"replayed to position {stats.position}: {stats.events} events", highlight=False)
-
-    return show
+def _progress(as_json: bool) -> Callable[[Any], None]:
+    return progress_printer(as_json, lambda stats: f"replayed to position {stats.position}: {stats.events} events")
 
 
 # -- replay -----------------------------------------------------------------------------------------
@@ -162,9 +154,7 @@ def _progress(as_json: bool) -> Any:
 
 @replay_app.command("rebuild")
 def replay_rebuild(
-    projections: Annotated[
-        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
-    ] = None,
+    projections: ProjectionsArg = None,
     only_outdated: Annotated[
         bool,
         typer.Option("--outdated", help="Only projections whose code version changed since their tables were built"),
@@ -175,16 +165,14 @@ def replay_rebuild(
     as_json: JsonOpt = False,
 ) -> None:
     """Build projections from position zero beside the live tables, then swap them in at once."""
-    settings = _settings()
-    names = _names(projections)
-    _store_fed(settings)
-    with _store(settings, source) as opened:
+    with _in_place(projections, source) as (settings, named, opened):
         engine, read = opened.live, opened.read
+        names = named
         if only_outdated:
             stale = set(outdated(engine, settings.tz))
             names = [name for name in names if name in stale]
             if not names:
-                _summary(as_json, {"rebuilt": [], "position": None}, "every projection is at its code version")
+                summary(as_json, {"rebuilt": [], "position": None}, "every projection is at its code version")
                 return
         from projections.runner import LeaseHeld  # noqa: PLC0415
 
@@ -192,22 +180,19 @@ def replay_rebuild(
             done = rebuild(engine, read, names, settings.tz, batch_size=batch_size, lease_timeout=lease_timeout,
                            progress=_progress(as_json))  # fmt: skip
         except LeaseHeld as error:
-            _fail(FOUND, f"not rebuilt: {error}; stop it (or wait) and try again")
-    rate = f"{done.events / done.seconds:,.0f} events/s" if done.seconds else ""
-    _summary(
+            fail(Exit.FOUND, f"not rebuilt: {error}; stop it (or wait) and try again")
+    summary(
         as_json,
         {"rebuilt": done.projections, "position": done.position, "events": done.events,
          "seconds": round(done.seconds, 2)},
         f"rebuilt and swapped in {', '.join(done.projections)} at position {done.position}: "
-        f"{done.events:,} events ({rate})",
+        f"{done.events:,} events ({rate(done.events, done.seconds, idle='')})",
     )  # fmt: skip
 
 
 @replay_app.command("build")
 def replay_build(
-    projections: Annotated[
-        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
-    ] = None,
+    projections: ProjectionsArg = None,
     into: Annotated[
         str, typer.Option("--into", help="Database URL to build into (fresh tables, e.g. sqlite:///var/asof.db)")
     ] = "",
@@ -217,21 +202,21 @@ def replay_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Build projections up to a cut-off into another database; query it with GRIDCASE_DATABASE_URL set to it."""
-    settings = _settings()
+    settings = load_settings()
     names = _names(projections)
-    occurred = _moment("--as-of-occurred", as_of_occurred, settings)
-    recorded = _moment("--as-of-recorded", as_of_recorded, settings)
+    occurred = moment(as_of_occurred, settings, "--as-of-occurred")
+    recorded = moment(as_of_recorded, settings, "--as-of-recorded")
     if not into:
-        _fail(BAD_INPUT, "bad input: --into: give the database to build into (the live tables are never cut off)")
+        fail(Exit.BAD_INPUT, "bad input: --into: give the database to build into (the live tables are never cut off)")
     if into == settings.database_url:
-        _fail(BAD_INPUT, "bad input: --into: must not be the live database")
+        fail(Exit.BAD_INPUT, "bad input: --into: must not be the live database")
     target = make_engine(into)
     try:
         with target.connect() as connection:
             from sqlalchemy import inspect  # noqa: PLC0415
 
             if inspect(connection).has_table("projection_positions"):
-                _fail(BAD_INPUT, f"bad input: --into: {into} already holds read models; give a fresh database")
+                fail(Exit.BAD_INPUT, f"bad input: --into: {into} already holds read models; give a fresh database")
         with _store(settings, source) as opened:
             cut = opened.read
             last = None
@@ -244,7 +229,7 @@ def replay_build(
             stats = build(target, cut, make_projections(names, settings.tz), progress=_progress(as_json))
     finally:
         target.dispose()
-    _summary(
+    summary(
         as_json,
         {"built": names, "into": into, "position": stats.position, "events": stats.events,
          "as_of_recorded": None if recorded is None else recorded.isoformat(),
@@ -255,17 +240,12 @@ def replay_build(
 
 @replay_app.command("verify")
 def replay_verify(
-    projections: Annotated[
-        list[str] | None, typer.Argument(help="case_status, performance, intake (default all)")
-    ] = None,
+    projections: ProjectionsArg = None,
     source: FromOpt = "store",
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild projections into scratch tables and compare every row with the live ones."""
-    settings = _settings()
-    names = _names(projections)
-    _store_fed(settings)
-    with _store(settings, source) as opened:
+    with _in_place(projections, source) as (settings, names, opened):
         result = verify(opened.live, opened.read, names, settings.tz, progress=_progress(as_json))
     rows = [
         {"table": d.table, "key": d.key, "kind": d.kind, "live": d.live, "rebuilt": d.rebuilt,
@@ -273,8 +253,11 @@ def replay_verify(
         for d in result.differences
     ]  # fmt: skip
     if as_json:
-        _emit(json.dumps({"positions": result.positions, "rows": result.rows, "differences": rows,
-                          "more": result.more}, ensure_ascii=False, default=str))  # fmt: skip
+        emit(
+            {"positions": result.positions, "rows": result.rows, "differences": rows, "more": result.more},
+            ensure_ascii=False,
+            default=str,
+        )
     else:
         for d in result.differences:
             key = ", ".join(f"{k}={v}" for k, v in d.key.items())
@@ -284,7 +267,7 @@ def replay_verify(
         where = ", ".join(f"{name} at {position}" for name, position in result.positions.items())
         out.print(f"{total} rows differ ({sum(result.rows.values()):,} compared; {where})", highlight=False)
     if result.differences:
-        raise typer.Exit(FOUND)
+        raise typer.Exit(int(Exit.FOUND))
 
 
 # -- review -----------------------------------------------------------------------------------------
@@ -300,20 +283,17 @@ def review(
     as_json: JsonOpt = False,
 ) -> None:
     """The yearly review: rank grid workers, grids and street centres by a versioned rule file, reproducibly."""
-    import re  # noqa: PLC0415
-
-    settings = _settings()
-    if not re.fullmatch(r"\d{4}(-\d{2})?", period):
-        _fail(BAD_INPUT, f"bad input: --period: {period!r} is not YYYY or YYYY-MM")
+    settings = load_settings()
+    check_period(period, r"\d{4}(-\d{2})?", "YYYY or YYYY-MM", option="--period")
     fmt = "json" if as_json else output_format
     if fmt not in {"table", "csv", "json"}:
-        _fail(BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv or json")
+        fail(Exit.BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv or json")
     try:
         loaded = load_rules(rules)
     except BadRules as error:
-        _fail(BAD_INPUT, f"bad input: {error}")
-    recorded = _moment("--as-of-recorded", as_of_recorded, settings)
-    occurred = _moment("--as-of-occurred", as_of_occurred, settings)
+        fail(Exit.BAD_INPUT, f"bad input: {error}")
+    recorded = moment(as_of_recorded, settings, "--as-of-recorded")
+    occurred = moment(as_of_occurred, settings, "--as-of-occurred")
     # Always from the store: the inputs digest covers the stored bytes (the topics carry no personal data).
     with _store(settings) as opened:
         result = run_review(opened.read, opened.store, period, loaded, settings.tz, as_of_recorded=recorded,
@@ -342,27 +322,22 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
     as_of_recorded: RecordedOpt = None,
 ) -> None:
     """A case's full history (every event, actor, role, both clocks, state before and after), or 'verify'."""
-    settings = _settings()
+    settings = load_settings()
     if target == "verify":
         _audit_verify(settings, as_json)
         return
-    occurred = _moment("--as-of-occurred", as_of_occurred, settings)
-    recorded = _moment("--as-of-recorded", as_of_recorded, settings)
+    occurred = moment(as_of_occurred, settings, "--as-of-occurred")
+    recorded = moment(as_of_recorded, settings, "--as-of-recorded")
     with _store(settings) as opened:
         aggregate = case_id(target)
         stored = list(opened.parts.reader.events_of(aggregate))
         if not stored or "CaseReported" not in stored[0].topic:
-            _fail(REFUSED, f"refused: case {target} does not exist (command audit)")
+            fail(Exit.REFUSED, f"refused: case {target} does not exist (command audit)")
         with opened.store.connect() as connection:
             links = links_of(connection, aggregate)
             last = None if recorded is None else position_known_at(connection, recorded)
     rows = history(stored, links)
-    keep = [
-        (event, row) for event, row in zip(stored, rows, strict=True)
-        if (version is None or row["version"] <= version)
-        and (occurred is None or datetime.fromisoformat(row["occurred_at"]) <= occurred)
-        and (last is None or (row["position"] is not None and row["position"] <= last))
-    ]  # fmt: skip
+    keep = as_of(stored, rows, version=version, occurred=occurred, last=last)
     rows = [row for _, row in keep]
     for row in rows:
         reporter = row["data"].get("reporter")
@@ -377,7 +352,7 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
         if cut:
             document["as_of"] = {"version": version, "occurred": as_of_occurred, "recorded": as_of_recorded,
                                  "state": state}  # fmt: skip
-        _emit(json.dumps(document, ensure_ascii=False, indent=2, default=str))
+        emit(document, ensure_ascii=False, indent=2, default=str)
         return
     if as_csv:
         buffer = io.StringIO()
@@ -390,20 +365,19 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
         return
     _print_history(target, rows, settings)
     if state is not None:
-        table = Table(title=f"Case {target} as of the cut-off", title_justify="left", show_header=False)
-        table.add_column("field")
-        table.add_column("value", overflow="fold")
-        for key, value in state.items():
-            table.add_row(key, json.dumps(value, ensure_ascii=False, default=str) if isinstance(value, dict | list)
-                          else ("—" if value is None else str(value)))  # fmt: skip
-        out.print(table)
+        show_record(state, as_json, f"Case {target} as of the cut-off", show=_field)
+
+
+def _field(value: Any) -> str:
+    """A field of the case's state: structures as JSON, no value as a dash."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return "—" if value is None else str(value)
 
 
 def _print_history(number: str, rows: list[dict[str, Any]], settings: Settings) -> None:
     def local(text: str | None) -> str:
-        if text is None:
-            return "—"
-        return datetime.fromisoformat(text).astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+        return "—" if text is None else local_time(text, settings)
 
     table = Table(title=f"Audit history of case {number} (district local time)", title_justify="left")
     for column in ("pos", "v", "event", "actor", "occurred", "recorded", "committed", "state before", "state after"):
@@ -421,11 +395,11 @@ def _audit_verify(settings: Settings, as_json: bool) -> None:
     with _store(settings) as opened:
         check = verify_chain(opened.read, opened.store, names=opened.live)
     if as_json:
-        _emit(json.dumps({"intact": check.intact, "events": check.events, "last_position": check.last_position,
-                          "head": check.head,
-                          "broken": [{"position": b.position, "subject": b.subject, "version": b.version,
-                                      "problem": b.problem} for b in check.broken]},
-                         ensure_ascii=False))  # fmt: skip
+        emit({"intact": check.intact, "events": check.events, "last_position": check.last_position,
+              "head": check.head,
+              "broken": [{"position": b.position, "subject": b.subject, "version": b.version, "problem": b.problem}
+                         for b in check.broken]},
+             ensure_ascii=False)  # fmt: skip
     elif check.intact:
         out.print(f"chain intact: {check.events:,} events up to position {check.last_position}; head {check.head}",
                   highlight=False)  # fmt: skip
@@ -437,16 +411,4 @@ def _audit_verify(settings: Settings, as_json: bool) -> None:
                 f"{len(check.broken)} broken links in {check.events:,} events")  # fmt: skip
         out.print(line, markup=False, highlight=False)
     if not check.intact:
-        raise typer.Exit(FOUND)
-
-
-def _emit(text: str) -> None:
-    """A line for machines on stdout."""
-    sys.stdout.write(text + "\n")
-
-
-def _summary(as_json: bool, document: dict[str, Any], line: str) -> None:
-    if as_json:
-        _emit(json.dumps(document, ensure_ascii=False))
-    else:
-        out.print(line, highlight=False)
+        raise typer.Exit(int(Exit.FOUND))

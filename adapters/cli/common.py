@@ -1,0 +1,247 @@
+"""What every group of ``gridcase`` commands shares: exit codes, failing, settings, options, time, output.
+
+Exit codes: 0 ok, 1 a check found something (``replay verify`` a row that differs,
+``audit verify`` a broken link), 2 bad input, 3 refused by the domain, 4 conflict
+(a concurrent change), 5 a server (Kafka) did not take the work: run it again.
+Each failure prints one line on stderr naming what was wrong.
+
+The CLI is the operator's tool, run with the database in reach: it takes the actor
+and the ``--role`` it is given on trust (the HTTP API is where roles come from tokens).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+from contextlib import contextmanager
+from datetime import datetime
+from enum import IntEnum
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from adapters.bootstrap import Engine
+    from adapters.settings import Settings
+    from service import Service
+
+# Piped output is read by people in logs and CI too: do not squeeze tables into 80 columns.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class Exit(IntEnum):
+    """Process exit codes."""
+
+    OK = 0
+    FOUND = 1
+    BAD_INPUT = 2
+    REFUSED = 3
+    CONFLICT = 4
+    UNAVAILABLE = 5
+
+
+def fail(code: Exit, message: str) -> NoReturn:
+    """Print one line on stderr and end the command with this exit code."""
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(int(code))
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad one is bad input."""
+    try:
+        return settings_from_environment()
+    except BadSettings as error:
+        fail(Exit.BAD_INPUT, f"bad setting: {error}")
+
+
+# -- options ------------------------------------------------------------------------
+
+ActorOpt = Annotated[str | None, typer.Option("--actor", envvar="GRIDCASE_ACTOR", help="Who acts (id).")]
+RoleOpt = Annotated[
+    str | None,
+    typer.Option("--role", envvar="GRIDCASE_ROLE", help="Role acted in: grid_worker, dispatcher, admin, …"),
+]
+UnitOpt = Annotated[str | None, typer.Option("--unit", envvar="GRIDCASE_UNIT", help="Department of a handler.")]
+AtOpt = Annotated[
+    str | None, typer.Option("--at", help="When it happened (ISO 8601; no offset = district local time). Default now.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+Number = Annotated[str, typer.Argument(help="Case number, e.g. SN-20211231-000123.")]
+
+
+# -- time ---------------------------------------------------------------------------
+
+
+def moment(text: str | None, settings: Settings, option: str | None = None) -> datetime | None:
+    """An ISO 8601 time as given; a time without an offset is district local time."""
+    if text is None:
+        return None
+    try:
+        found = datetime.fromisoformat(text)
+    except ValueError:
+        fail(Exit.BAD_INPUT, f"bad input: {f'{option}: ' if option else ''}{text!r} is not an ISO 8601 time")
+    return found if found.tzinfo is not None else found.replace(tzinfo=settings.tz)
+
+
+def local_time(text: str, settings: Settings) -> str:
+    """A stored time shown in district local time, to the second."""
+    return datetime.fromisoformat(text).astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def check_period(period: str, pattern: str = r"\d{4}(-\d{2}(-\d{2})?)?", shapes: str = "YYYY, YYYY-MM or YYYY-MM-DD",
+                 option: str = "period") -> None:  # fmt: skip
+    """A period is a year, a month or a day: 2021, 2021-06, 2021-06-01 (or fewer shapes)."""
+    if not re.fullmatch(pattern, period):
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {period!r} is not {shapes}")
+
+
+# -- the engine ---------------------------------------------------------------------
+
+
+@contextmanager
+def opened_engine(settings: Settings) -> Iterator[Engine]:
+    """The engine the bootstrap builds from the settings, closed afterwards."""
+    engine = bootstrap(settings)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@contextmanager
+def opened_service(settings: Settings) -> Iterator[Service]:
+    """The service over the store, closed afterwards."""
+    with opened_engine(settings) as engine:
+        yield engine.service
+
+
+@contextmanager
+def read_side(settings: Settings, *, catch_up: bool = True) -> Any:
+    """The read models, caught up first unless told not to, closed afterwards."""
+    engine = bootstrap(settings)
+    read = engine.read_side()
+    try:
+        if catch_up:
+            read.catch_up()
+        yield read
+    finally:
+        read.close()
+        engine.close()
+
+
+# -- output -------------------------------------------------------------------------
+
+
+def emit(value: Any, **dump: Any) -> None:
+    """One JSON document for machines on stdout."""
+    sys.stdout.write(json.dumps(value, **dump) + "\n")
+
+
+def summary(as_json: bool, document: dict[str, Any], line: str) -> None:
+    """The one-line summary of a command: JSON for machines, a sentence for people."""
+    if as_json:
+        emit(document, ensure_ascii=False)
+    else:
+        out.print(line, highlight=False)
+
+
+def rate(count: int, seconds: float, unit: str = "events", idle: str = "nothing new") -> str:
+    """How fast: ``12,345 events/s``; ``idle`` when no time went by."""
+    return f"{count / seconds:,.0f} {unit}/s" if seconds else idle
+
+
+def cell(value: Any) -> str:
+    """A figure for a table: rates as fraction and percentage, no value as a dash."""
+    if isinstance(value, dict) and "rate" in value:
+        if value["rate"] is None:
+            return f"{value['numerator']}/{value['denominator']} (—)"
+        return f"{value['numerator']}/{value['denominator']} ({value['rate'] * 100:.1f}%)"
+    return "—" if value is None else str(value)
+
+
+def show_rows(rows: list[dict[str, Any]], as_json: bool, title: str, columns: list[str] | None = None) -> None:
+    """Rows as a table for people, or as a JSON list of objects for machines."""
+    if as_json:
+        emit(rows, ensure_ascii=False)
+        return
+    if not rows:
+        out.print(f"{title}: nothing", highlight=False)
+        return
+    names = columns or list(rows[0])
+    table = Table(title=title, title_justify="left")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        table.add_row(*(cell(row.get(name)) for name in names))
+    out.print(table)
+
+
+def show_record(row: dict[str, Any], as_json: bool, title: str, show: Callable[[Any], str] = cell) -> None:
+    """One record as a two-column table (or a JSON object)."""
+    if as_json:
+        emit(row, ensure_ascii=False)
+        return
+    table = Table(title=title, title_justify="left", show_header=False)
+    table.add_column("figure")
+    table.add_column("value", overflow="fold")
+    for key, value in row.items():
+        table.add_row(key, show(value))
+    out.print(table)
+
+
+# -- long-running work --------------------------------------------------------------
+
+
+def progress_printer(as_json: bool, line: Callable[[Any], str]) -> Callable[[Any], None]:
+    """A progress callback: a line on stderr for people, nothing with ``--json``."""
+
+    def show(stats: Any) -> None:
+        if not as_json:
+            err.print(line(stats), highlight=False)
+
+    return show
+
+
+class LongRun:
+    """A worker run from the command line: SIGTERM asks it to stop, Ctrl-C ends it quietly.
+
+    It catches up once or follows; progress goes to stderr (not with ``--json``), the
+    summary is one line (or one JSON object) on stdout.
+    """
+
+    def __init__(self, as_json: bool, progress: Callable[[Any], str]) -> None:
+        self.as_json = as_json
+        self.progress = progress_printer(as_json, progress)
+        self._stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+
+    def _stop(self, *_: object) -> None:
+        self._stopping = True
+
+    def stopping(self) -> bool:
+        """Whether SIGTERM came."""
+        return self._stopping
+
+    def run(self, worker: Any, *, follow: bool, start: bool = False) -> Any | None:
+        """Start the worker if asked, run it once or follow until stopped; None when interrupted."""
+        try:
+            if start:
+                worker.start()
+            if follow:
+                return worker.follow(stop=self.stopping, progress=self.progress)
+            return worker.run_once(progress=self.progress)
+        except KeyboardInterrupt:
+            return None
+
+    def summary(self, document: dict[str, Any], line: str) -> None:
+        """The closing summary."""
+        summary(self.as_json, document, line)

@@ -1,0 +1,249 @@
+"""The queries: a case's history and status, the public timeline, queues, overdue cases, figures, dead letters.
+
+They read the read models (caught up first) or, for a history, the store; tables for
+people, ``--json`` for machines (adapters/cli/common.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.table import Table
+
+from adapters.cli.common import (
+    Exit,
+    JsonOpt,
+    Number,
+    check_period,
+    emit,
+    fail,
+    load_settings,
+    local_time,
+    opened_service,
+    out,
+    read_side,
+    show_record,
+    show_rows,
+)
+from domain.errors import DomainError
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from adapters.settings import Settings
+    from service import Result
+
+
+def register(app: typer.Typer, case_app: typer.Typer) -> None:
+    """Add ``case history|show|track`` and the query commands to the ``gridcase`` program."""
+    case_app.command("history")(case_history)
+    case_app.command("show")(case_show)
+    case_app.command("track")(case_track)
+    for name, command in (("queue", queue), ("overdue", overdue), ("performance", performance), ("intake", intake),
+                          ("duplicates", duplicates), ("deadletters", deadletters_command)):  # fmt: skip
+        app.command(name)(command)
+
+
+def case_history(
+    number: Number,
+    personal_data: Annotated[
+        bool, typer.Option("--personal-data", help="Show the reporter's contact unmasked (auditors only).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every event of a case: what, who (id and role), when it happened and when it was recorded."""
+    settings = load_settings()
+    with opened_service(settings) as service:
+        try:
+            rows = service.history(number, personal_data=personal_data)
+        except DomainError as error:
+            fail(Exit.REFUSED, f"refused: {error}")
+    if as_json:
+        emit(rows, ensure_ascii=False, indent=2)
+        return
+    print_history(number, rows, settings)
+
+
+def print_history(number: str, rows: list[Result], settings: Settings) -> None:
+    """A case's history as a table, times in district local time."""
+    table = Table(title=f"History of case {number}", title_justify="left")
+    for column in ("#", "event", "actor", "occurred", "recorded", "details"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        actor = row["actor"]
+        who = f"{actor['role']}:{actor['id']}" + (f"@{actor['unit']}" if actor.get("unit") else "")
+        details = ", ".join(
+            f"{k}={_short(v)}" for k, v in row["data"].items() if v not in (None, [], {}) and k != "case_number"
+        )
+        times = (local_time(row["occurred_at"], settings), local_time(row["recorded_at"], settings))
+        table.add_row(str(row["version"]), row["event"], who, *times, details)
+    out.print(table)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={v}" for k, v in value.items() if v is not None) + "}"
+    return str(value)
+
+
+def _unknown(number: str) -> NoReturn:
+    fail(Exit.REFUSED, f"refused: ReferenceMustExist: unknown case {number!r}")
+
+
+def _found(number: str, look: Callable[[Any], T | None]) -> T:
+    """What the read models hold of a case; an unknown case is refused."""
+    with read_side(load_settings()) as read:
+        found = look(read)
+    if found is None:
+        _unknown(number)
+    return found
+
+
+def case_show(number: Number, as_json: JsonOpt = False) -> None:
+    """The case's status row: state, level, handler, deadlines, overdue flag, bounces."""
+    row = _found(number, lambda read: read.case(number))
+    show_record(row, as_json, f"Case {number}")
+
+
+def case_track(number: Number, as_json: JsonOpt = False) -> None:
+    """The public view of a case by the citizen's number: no personal data, merged numbers followed."""
+    found = _found(number, lambda read: read.timeline(number))
+    if as_json:
+        emit(found, ensure_ascii=False)
+        return
+    title = f"Case {found['case_number']}" + (f" (asked as {number})" if number != found["case_number"] else "")
+    show_rows(found["timeline"], as_json, f"{title}: {found['state']}")
+
+
+def queue(
+    unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
+    state: Annotated[str | None, typer.Option(help="reported, accepted, dispatched, in_progress, …")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cases of an org unit in a state."""
+    settings = load_settings()
+    with read_side(settings) as read:
+        rows = read.queue(unit, state)
+    columns = [
+        "case_number",
+        "state",
+        "level",
+        "category",
+        "grid",
+        "handler_id",
+        "reported_at",
+        "resolve_by",
+        "overdue",
+    ]
+    show_rows(rows, as_json, f"Queue {unit or 'all'} / {state or 'any state'}", columns)
+
+
+def overdue(
+    unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open cases past their resolve-by deadline on the SLA clock (parked time removed)."""
+    settings = load_settings()
+    with read_side(settings) as read:
+        rows = read.overdue(unit)
+    columns = [
+        "case_number",
+        "state",
+        "category",
+        "street",
+        "handler_kind",
+        "handler_id",
+        "resolve_by",
+        "suspended_seconds",
+    ]
+    show_rows(rows, as_json, "Overdue cases", columns)
+
+
+def performance(
+    period: Annotated[str, typer.Option(help="2021, 2021-06 or 2021-06-01")],
+    worker: Annotated[str | None, typer.Option()] = None,
+    department: Annotated[str | None, typer.Option()] = None,
+    grid: Annotated[str | None, typer.Option()] = None,
+    community: Annotated[str | None, typer.Option()] = None,
+    street: Annotated[str | None, typer.Option()] = None,
+    district: Annotated[bool, typer.Option("--district", help="The whole district")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Figures of a worker, department, grid, community, street or the district for a period."""
+    from projections.performance_queries import performance as figures  # noqa: PLC0415
+
+    chosen = {"worker": worker, "department": department, "grid": grid, "community": community, "street": street}
+    given = [(kind, code) for kind, code in chosen.items() if code]
+    if district:
+        given.append(("district", "all"))
+    if len(given) != 1:
+        fail(
+            Exit.BAD_INPUT,
+            "bad input: give exactly one of --worker, --department, --grid, --community, --street, --district",
+        )
+    check_period(period)
+    kind, code = given[0]
+    settings = load_settings()
+    with read_side(settings) as read, read.engine.connect() as connection:
+        rows = figures(connection, kind, period, code)
+    if as_json:
+        emit(rows, ensure_ascii=False)
+        return
+    show_record(rows[0], as_json, f"{kind} {code}, {period}")
+
+
+def intake(
+    by: Annotated[str, typer.Option(help="channel, category or street")],
+    period: Annotated[str, typer.Option(help="2021, 2021-06 or 2021-06-01")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One window, one number: received, accepted, rejected, merged, time to acceptance, by group."""
+    from projections.intake_queries import intake_figures  # noqa: PLC0415
+
+    if by not in {"channel", "category", "street"}:
+        fail(Exit.BAD_INPUT, f"bad input: by: {by!r} is not channel, category or street")
+    check_period(period)
+    settings = load_settings()
+    with read_side(settings) as read, read.engine.connect() as connection:
+        rows = intake_figures(connection, by, period)  # type: ignore[arg-type]
+    show_rows(rows, as_json, f"Intake by {by}, {period}")
+
+
+def duplicates(number: Number, as_json: JsonOpt = False) -> None:
+    """Open cases that may be the same matter: same category and grid, close in place and time."""
+    from projections.intake_queries import possible_duplicates  # noqa: PLC0415
+
+    settings = load_settings()
+    with read_side(settings) as read:
+        if read.case(number) is None:
+            _unknown(number)
+        with read.engine.connect() as connection:
+            rows = possible_duplicates(connection, number)
+    show_rows(rows, as_json, f"Possible duplicates of {number}")
+
+
+def deadletters_command(
+    retry: Annotated[bool, typer.Option("--retry", help="Apply each dead-lettered event again")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Events a projection could not apply, with the error; --retry applies them again."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from projections.sql import deadletters  # noqa: PLC0415
+
+    settings = load_settings()
+    with read_side(settings, catch_up=False) as read:
+        outcome = read.runner.retry_deadletters(read.fetch) if retry else None
+        with read.engine.connect() as connection:
+            rows = [
+                dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
+            ]
+    for row in rows:
+        row["failed_at"] = str(row["failed_at"])
+        row["error"] = row["error"].strip().splitlines()[-1] if not as_json else row["error"]
+    if outcome is not None and not as_json:
+        out.print(f"retried: {outcome[0]} applied, {outcome[1]} still failing", highlight=False)
+    show_rows(rows, as_json, "Dead letters", ["projection", "position", "event_type", "attempts", "failed_at", "error"])

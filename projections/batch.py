@@ -1,0 +1,171 @@
+"""One batch, one transaction per projection: the exactly-once step shared by every runner.
+
+A runner reads a :class:`Batch` from a :class:`Source` and hands it to :func:`apply_batch` once per projection,
+with the projection's :class:`Checkpoint` (how far it has got: a store position, or Kafka offsets). The step:
+
+1. read the checkpoint and fold the events it has not applied yet in memory, without holding the write lock;
+2. take the lock (FOR UPDATE on PostgreSQL; BEGIN IMMEDIATE on SQLite, which ignores FOR UPDATE) and read the
+   checkpoint again: if another runner moved it meanwhile (this one's lease lapsed during a long pause, or
+   another process applied the same partitions), throw the work away and redo it from the new checkpoint, so a
+   batch is never applied twice;
+3. write the rows, the dead letters and the new checkpoint in that one transaction.
+
+An event the projection fails to apply is set aside and the batch redone without it; it becomes a dead letter,
+recorded before (or in) the transaction whose checkpoint moves past it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+import structlog
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy import Connection, Engine, MetaData, Table
+
+    from projections.base import Projection
+    from projections.events import ProjectedEvent
+
+log = structlog.get_logger("gridcase.projections")
+
+#: Where an event came from in its source (a store position; a Kafka record).
+P = TypeVar("P")
+#: What a checkpoint holds for one projection (a position; next offsets by partition).
+S = TypeVar("S")
+#: Where a batch ends (its last position; the next offset of every partition it read).
+E = TypeVar("E")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch(Generic[P, E]):
+    """Events in store order, each with where it came from, and where the batch ends."""
+
+    events: list[tuple[P, ProjectedEvent]]
+    end: E
+    #: Messages the source read for it (events, duplicates and messages that were not events alike).
+    read: int
+    #: Messages the source itself dead-lettered (not events at all).
+    rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure(Generic[P]):
+    """An event a projection could not apply, and why."""
+
+    place: P
+    event: ProjectedEvent
+    error: str
+
+
+class Source(ABC, Generic[P, E]):
+    """Where a runner's batches come from."""
+
+    #: How long a follower waits when a batch came back empty (0: ``next_batch`` already waited).
+    idle_poll: float = 0.5
+
+    @abstractmethod
+    def next_batch(self, *, until_end: bool) -> Batch[P, E] | None:
+        """The next batch, or None when there is nothing new (``until_end``: only once the source's end is seen)."""
+
+
+class Checkpoint(ABC, Generic[P, S, E]):
+    """How far each projection has got, kept in the read models' database."""
+
+    #: The checkpoint's own tables (besides the bookkeeping tables every runner has).
+    tables: tuple[MetaData | Table, ...] = ()
+
+    @abstractmethod
+    def done(self, connection: Connection, projection: str, *, lock: bool = False) -> S:
+        """The projection's checkpoint; ``lock`` takes the rows' write lock (FOR UPDATE)."""
+
+    @abstractmethod
+    def pending(self, done: S, place: P) -> bool:
+        """Whether the event at ``place`` is past the checkpoint (not applied yet)."""
+
+    @abstractmethod
+    def advance(self, connection: Connection, projection: str, done: S, end: E) -> None:
+        """Move the checkpoint to the end of a batch (never backwards)."""
+
+    @abstractmethod
+    def dead_letter(self, connection: Connection, projection: str, failures: Sequence[Failure[P]]) -> None:
+        """Record failed events, at the latest in this transaction (before it commits)."""
+
+    def seed(self, connection: Connection, projections: Sequence[str]) -> None:
+        """Create the rows the batch transaction locks (a row that does not exist cannot be locked)."""
+
+
+class _Retry(Exception):
+    """An event failed: roll back and redo the batch without it."""
+
+
+class _Moved(Exception):
+    """Another runner applied events meanwhile: redo the batch from the new checkpoint."""
+
+
+def apply_batch(
+    engine: Engine, projection: Projection, batch: Batch[P, E], checkpoint: Checkpoint[P, S, E]
+) -> tuple[int, list[Failure[P]]]:
+    """Apply a batch to one projection in one transaction with its checkpoint; (events applied, failures)."""
+    failed: dict[int, Failure[P]] = {}
+    handles = projection.handles
+    while True:
+        try:
+            with engine.connect() as connection:
+                done = checkpoint.done(connection, projection.name)
+                todo = [
+                    (index, place, event)
+                    for index, (place, event) in enumerate(batch.events)
+                    if event.type in handles and index not in failed and checkpoint.pending(done, place)
+                ]
+                projection.prepare(connection, [event for _, _, event in todo])
+                for index, place, event in todo:
+                    try:
+                        projection.apply(connection, event)
+                    except Exception:  # noqa: BLE001 - any failure of one event must not stop the others
+                        failed[index] = Failure(place, event, traceback.format_exc(limit=3))
+                        raise _Retry from None
+                connection.rollback()  # end the reads; the writes get a transaction of their own
+                if connection.dialect.name == "sqlite":
+                    connection.exec_driver_sql("BEGIN IMMEDIATE")
+                if checkpoint.done(connection, projection.name, lock=True) != done:
+                    raise _Moved  # noqa: TRY301 - handled just below, like a failed event
+                projection.flush(connection)
+                checkpoint.advance(connection, projection.name, done, batch.end)
+                failures = [failed[index] for index in sorted(failed)]
+                checkpoint.dead_letter(connection, projection.name, failures)
+                connection.commit()
+                return len(todo), failures
+        except _Retry:
+            projection.discard()
+            log.warning("dead-lettered", projection=projection.name, position=failed[max(failed)].event.position)
+        except _Moved:
+            projection.discard()
+            log.warning("another runner moved on: redoing the batch", projection=projection.name)
+        except BaseException:
+            projection.discard()
+            raise
+
+
+@dataclass
+class RunStats:
+    """What a run did."""
+
+    #: Messages read (store events; Kafka messages, poison included).
+    events: int = 0
+    batches: int = 0
+    deadlettered: int = 0
+    position: int = 0
+    seconds: float = 0.0
+    per_projection: dict[str, int] = field(default_factory=dict)
+    #: Events applied, summed over the projections.
+    applied: int = 0
+
+    @property
+    def messages(self) -> int:
+        """The same as ``events``: what the Kafka-fed projector reports."""
+        return self.events
