@@ -50,7 +50,8 @@ def test_a_patrols_findings_happen_within_the_patrol(api: Api) -> None:
     assert "PT-" in error["message"] and "hazard" in error["message"]
     refused_409(api, "worker", f"{patrols}/checkpoint", {"kind": "place_inspection", "target": "P-1", "at": before_it})
     post(api, "worker", f"{patrols}/end", {"distance_m": 800, "at": (start + timedelta(hours=1)).isoformat()})
-    refused_409(api, "worker", f"{patrols}/hazard", hazard | {"at": (start + timedelta(hours=1, minutes=5)).isoformat()})
+    after_it = (start + timedelta(hours=1, minutes=5)).isoformat()
+    refused_409(api, "worker", f"{patrols}/hazard", hazard | {"at": after_it})
 
 
 def test_the_worker_who_resolved_a_case_does_not_verify_it(api: Api) -> None:
