@@ -8,6 +8,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from domain.case import case_id
 from tests.e2e.http.test_lifecycle import file_complaint, post
 from tests.support import CATEGORY
 
@@ -103,12 +104,12 @@ def test_a_concurrent_change_is_409_with_its_own_code(api: Api) -> None:
     sender = threading.Thread(target=note)
     sender.start()
     time.sleep(1.5)  # by now the API has loaded the case and waits for the write lock
-    case_id = str(api.runtime.service.case(number).id).replace("-", "")
+    aggregate = str(case_id(number)).replace("-", "")
     other.execute(
         "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
         "SELECT originator_id, originator_version + 1, topic, state FROM stored_events "
         "WHERE replace(originator_id, '-', '') = ? ORDER BY originator_version DESC LIMIT 1",
-        (case_id,),
+        (aggregate,),
     )
     other.execute("COMMIT")
     other.close()
