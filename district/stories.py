@@ -132,6 +132,7 @@ class Stories:
                      "kind": "part_time"})  # fmt: skip
             self.do({"command": "registry.assign", "actor": admin, "worker": newcomer, "grid": grid.code,
                      "start": day.isoformat()})  # fmt: skip
+            self.world.replace_part_timer(grid.code, grid.part_time[0], newcomer)
         return
         yield
 
@@ -328,7 +329,7 @@ class Stories:
                 if not act("case.resolve", desk, result="已处理 (done)", evidence=["photo:after.jpg"]):
                     return
                 yield self.now + self.minutes(30, 480)
-                verifier = {"id": self.rng.choice(grid.part_time or (grid.full_time,)), "role": "grid_worker"}
+                verifier = self._verifier(grid, handler)
                 if rework_left and self.chance(0.08 + 0.2 * (1 - diligence)):
                     act("case.reject-resolution", verifier, reason="现场未整改到位 (not fixed)")
                     rework_left -= 1
@@ -360,6 +361,13 @@ class Stories:
             else:
                 return
             handler = self._default_handler(grid, category)
+
+    def _verifier(self, grid: Grid, handler: dict[str, str]) -> dict[str, str]:
+        """Who checks a resolution on site: a worker assigned to the grid now, never the one who resolved it."""
+        now = self.world.grid(grid.code)
+        resolver = handler["id"] if handler["kind"] == "worker" else None
+        others = [w for w in (now.part_time or (now.full_time,)) if w != resolver]
+        return {"id": self.rng.choice(others or [now.full_time]), "role": "grid_worker"}
 
     def _default_handler(self, grid: Grid, category: Category) -> dict[str, str]:
         if category.default_unit == "grid":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from domain import commands as c
@@ -74,3 +74,13 @@ class World:
                     part_time=tuple(w for w in workers if w.startswith("V")),
                 )
             )
+
+    def grid(self, code: str) -> Grid:
+        """The grid as it stands now (its part-time workers change as volunteers move on)."""
+        return next(grid for grid in self.grids if grid.code == code)
+
+    def replace_part_timer(self, code: str, leaving: str, joining: str) -> None:
+        """A part-time worker of a grid moves on and a newcomer takes their place."""
+        index = next(i for i, grid in enumerate(self.grids) if grid.code == code)
+        grid = self.grids[index]
+        self.grids[index] = replace(grid, part_time=(*(w for w in grid.part_time if w != leaving), joining))

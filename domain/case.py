@@ -1,172 +1,50 @@
-"""The case: a citizen complaint or a patrol finding, from intake to closure."""
+"""The case: a citizen complaint or a patrol finding, from intake to closure (values: case_values.py)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 from eventsourcing.domain import event
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc, id_for
-from domain.errors import CommandRefused
+from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc
+from domain.case_guards import CaseGuards
+from domain.case_values import (
+    CALLBACK,
+    CALLBACK_POLICY,
+    CLOCK_STATES,
+    CLOSED_STATES,
+    DISPATCHERS,
+    ESCALATORS,
+    INTAKE,
+    MERGERS,
+    NOTE_TAKERS,
+    OPEN_STATES,
+    STATE_AFTER,
+    VERIFIERS,
+    CaseState,
+    Channel,
+    HandlerKind,
+    HandlerRef,
+    Level,
+    Location,
+    ReporterContact,
+    Satisfaction,
+    Urgency,
+    case_id,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from uuid import UUID
 
-
-class CaseState(StrEnum):
-    """Where a case is in its life (DESIGN.md, "Case lifecycle")."""
-
-    REPORTED = "reported"
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"
-    MERGED = "merged"
-    DISPATCHED = "dispatched"
-    IN_PROGRESS = "in_progress"
-    SUSPENDED = "suspended"
-    RESOLVED = "resolved"
-    VERIFIED = "verified"
-    CLOSED = "closed"
+__all__ = [
+    "CALLBACK", "CALLBACK_POLICY", "CLOCK_STATES", "CLOSED_STATES", "DISPATCHERS", "ESCALATORS", "INTAKE", "MERGERS",
+    "NOTE_TAKERS", "OPEN_STATES", "STATE_AFTER", "VERIFIERS", "Case", "CaseState", "Channel", "HandlerKind",
+    "HandlerRef", "Level", "Location", "ReporterContact", "Satisfaction", "Urgency", "case_id",
+]  # fmt: skip
 
 
-OPEN_STATES = frozenset(
-    {
-        CaseState.REPORTED,
-        CaseState.ACCEPTED,
-        CaseState.DISPATCHED,
-        CaseState.IN_PROGRESS,
-        CaseState.SUSPENDED,
-        CaseState.RESOLVED,
-        CaseState.VERIFIED,
-    }
-)
-#: Where work on a case has ended: what Open311 calls ``closed``.
-CLOSED_STATES = frozenset(CaseState) - OPEN_STATES
-#: Where the deadline clock runs: dispatched to someone and not yet resolved.
-CLOCK_STATES = frozenset({CaseState.DISPATCHED, CaseState.IN_PROGRESS, CaseState.SUSPENDED})
-#: The state each state-changing event leaves a case in; read models take the lifecycle from here.
-STATE_AFTER: dict[str, CaseState] = {
-    "CaseAccepted": CaseState.ACCEPTED,
-    "CaseRejected": CaseState.REJECTED,
-    "DuplicateMerged": CaseState.MERGED,
-    "CaseDispatched": CaseState.DISPATCHED,
-    "DispatchSigned": CaseState.IN_PROGRESS,
-    "DispatchReturned": CaseState.ACCEPTED,
-    "CaseEscalated": CaseState.ACCEPTED,
-    "CaseSuspended": CaseState.SUSPENDED,
-    "CaseResumed": CaseState.IN_PROGRESS,
-    "CaseResolved": CaseState.RESOLVED,
-    "ResolutionVerified": CaseState.VERIFIED,
-    "ResolutionRejected": CaseState.IN_PROGRESS,
-    "CaseClosed": CaseState.CLOSED,
-    "CaseReopened": CaseState.ACCEPTED,
-}
-
-
-class Channel(StrEnum):
-    """How a case came in: one number, one window, many doors."""
-
-    HOTLINE = "hotline"
-    WINDOW = "window"
-    APP = "app"
-    WECHAT = "wechat"
-    LETTER_VISIT = "letter_visit"
-    PATROL = "patrol"
-    SUPERVISION = "supervision"
-
-
-class Urgency(StrEnum):
-    """How fast the case must move; selects the SLA row together with the category's class."""
-
-    NORMAL = "normal"
-    URGENT = "urgent"
-
-
-class Level(StrEnum):
-    """Who owns the case: small matters stay in the community, big ones in the street."""
-
-    COMMUNITY = "community"
-    STREET = "street"
-    DISTRICT = "district"
-
-    @property
-    def rank(self) -> int:
-        """Order of levels, community lowest."""
-        return _LEVEL_RANK[self]
-
-
-_LEVEL_RANK = {Level.COMMUNITY: 0, Level.STREET: 1, Level.DISTRICT: 2}
-
-
-class Satisfaction(StrEnum):
-    """The citizen's answer on the callback."""
-
-    SATISFIED = "satisfied"
-    BASICALLY_SATISFIED = "basically_satisfied"
-    DISSATISFIED = "dissatisfied"
-
-
-class HandlerKind(StrEnum):
-    """A case is dispatched to a grid worker or referred to a department."""
-
-    WORKER = "worker"
-    DEPARTMENT = "department"
-
-
-class HandlerRef(BaseModel):
-    """The grid worker or department a case is dispatched to."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: HandlerKind
-    id: Code
-
-    def __str__(self) -> str:
-        return f"{self.kind.value}:{self.id}"
-
-
-class Location(BaseModel):
-    """Where it is: an address, coordinates, or both."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    address: Annotated[str, StringConstraints(max_length=500)] | None = None
-    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
-    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
-
-
-class ReporterContact(BaseModel):
-    """Personal data of the reporter. Never shown publicly, never published in clear."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: Annotated[str, StringConstraints(max_length=100)] | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
-    id_number: Annotated[str, StringConstraints(max_length=40)] | None = None
-
-
-DISPATCHERS = frozenset({Role.DISPATCHER, Role.ADMIN})
-INTAKE = frozenset({Role.INTAKE_OPERATOR, Role.GRID_WORKER, Role.DISPATCHER, Role.ADMIN, Role.SYSTEM})
-MERGERS = frozenset({Role.INTAKE_OPERATOR, Role.DISPATCHER, Role.ADMIN})
-ESCALATORS = frozenset({Role.DISPATCHER, Role.ADMIN, Role.SYSTEM})
-VERIFIERS = frozenset({Role.GRID_WORKER})
-CALLBACK = frozenset({Role.CALLBACK_OPERATOR, Role.INTAKE_OPERATOR, Role.DISPATCHER, Role.ADMIN})
-#: Reading roles may not write anything on a case.
-NOTE_TAKERS = frozenset(set(Role) - {Role.AUDITOR})
-
-#: The actor the domain itself acts as when a policy (not a person) decides.
-CALLBACK_POLICY = ActorRef(id="policy:callback-not-resolved", role=Role.SYSTEM)
-
-
-def case_id(case_number: str) -> UUID:
-    """The aggregate id of a case, derived from its number so lookup is one step."""
-    return id_for("case", case_number)
-
-
-class Case(Aggregate):
+class Case(CaseGuards, Aggregate):
     """A citizen complaint or a patrol finding, from intake to closure."""
 
     class CaseReported(Aggregate.Created):
@@ -294,17 +172,7 @@ class Case(Aggregate):
         at: datetime,
     ) -> Case:
         """Register a complaint or finding under a new case number (一号受诉)."""
-        subject = f"case {case_number}"
-
-        def refuse(rule: str, reason: str) -> CommandRefused:
-            return CommandRefused(subject=subject, state="new", command="report", rule=rule, reason=reason)
-
-        if actor.role not in INTAKE:
-            raise refuse("ReportMustComeFromIntake", f"role {actor.role} may not register cases")
-        if not description.strip():
-            raise refuse("DescriptionMustNotBeEmpty", "the description is empty")
-        if (channel is Channel.PATROL) != (patrol_id is not None):
-            raise refuse("PatrolFindingMustNamePatrol", "channel patrol goes with a patrol id, and only it")
+        cls._check_report(case_number, channel, description, patrol_id, actor)
         created: Case = cls(
             id=case_id(case_number),
             case_number=case_number,
@@ -370,59 +238,6 @@ class Case(Aggregate):
         self.feedback_recorded = False
         self.has_reporter_contact = reporter is not None
 
-    # -- guards ---------------------------------------------------------------
-
-    def _refuse(self, command: str, rule: str, reason: str) -> CommandRefused:
-        return CommandRefused(
-            subject=f"case {self.case_number}",
-            state=self.state.value,
-            command=command,
-            rule=rule,
-            reason=reason,
-        )
-
-    def _check(
-        self,
-        command: str,
-        actor: ActorRef,
-        at: datetime,
-        *,
-        states: Iterable[CaseState],
-        roles: frozenset[Role],
-    ) -> None:
-        allowed = tuple(states)
-        if self.state not in allowed:
-            wanted = " or ".join(s.value for s in allowed)
-            raise self._refuse(command, "CommandNotAllowedInState", f"the case must be {wanted}")
-        if actor.role not in roles:
-            raise self._refuse(command, "ActorRoleNotAllowed", f"role {actor.role.value} may not {command}")
-        if as_utc(at) < as_utc(self.last_occurred_at):
-            raise self._refuse(
-                command,
-                "OccurredAtMustNotPrecedeLastEvent",
-                f"occurred_at {at.isoformat()} is before the case's last event ({self.last_occurred_at.isoformat()})",
-            )
-
-    def _check_is_current_handler(self, command: str, actor: ActorRef) -> None:
-        handler = self.handler
-        assert handler is not None  # every state that has a handler sets it
-        if handler.kind is HandlerKind.WORKER:
-            ok = actor.role is Role.GRID_WORKER and actor.id == handler.id
-        else:
-            ok = actor.role is Role.DEPARTMENT_HANDLER and actor.unit == handler.id
-        if not ok:
-            raise self._refuse(
-                command,
-                "OnlyTheCurrentHandlerMayDoThis",
-                f"the case is with {handler}, not {actor.role.value} {actor.id}",
-            )
-
-    def _check_reason(self, command: str, reason: str, field: str = "reason") -> str:
-        text = reason.strip()
-        if not text:
-            raise self._refuse(command, "ReasonMustBeGiven", f"the {field} is empty")
-        return text
-
     # -- intake ---------------------------------------------------------------
 
     def accept(self, actor: ActorRef, level: Level, at: datetime) -> None:
@@ -473,10 +288,7 @@ class Case(Aggregate):
     ) -> None:
         """Send the case to a grid worker or refer it to a department, with its deadlines."""
         self._check("dispatch", actor, at, states=[CaseState.ACCEPTED], roles=DISPATCHERS)
-        if as_utc(sign_by) <= as_utc(at) or as_utc(resolve_by) <= as_utc(at):
-            raise self._refuse("dispatch", "DeadlineMustBeInTheFuture", "a deadline is not after the dispatch")
-        if as_utc(resolve_by) < as_utc(sign_by):
-            raise self._refuse("dispatch", "ResolveByMustNotPrecedeSignBy", "resolve-by is before sign-by")
+        self._check_deadlines(sign_by, resolve_by, at)
         assert self.level is not None
         self._dispatched(
             handler=handler,
@@ -534,20 +346,10 @@ class Case(Aggregate):
 
     def escalate(self, actor: ActorRef, to_level: Level, reason: str, at: datetime) -> None:
         """Move the case up: community → street → district. It goes back to the centre."""
-        self._check(
-            "escalate",
-            actor,
-            at,
-            states=[CaseState.ACCEPTED, CaseState.DISPATCHED, CaseState.IN_PROGRESS],
-            roles=ESCALATORS,
-        )
+        self._check("escalate", actor, at, states=[CaseState.ACCEPTED, CaseState.DISPATCHED, CaseState.IN_PROGRESS],
+                    roles=ESCALATORS)  # fmt: skip
         assert self.level is not None
-        if to_level.rank <= self.level.rank:
-            raise self._refuse(
-                "escalate",
-                "EscalationMustGoUp",
-                f"the case is already at {self.level.value}; {to_level.value} is not above it",
-            )
+        self._check_goes_up(self.level, to_level)
         self._escalated(
             from_level=self.level,
             to_level=to_level,
@@ -572,14 +374,7 @@ class Case(Aggregate):
         """Give the handler more time: resolve-by moves later, never earlier."""
         self._check("extend", actor, at, states=[CaseState.IN_PROGRESS], roles=DISPATCHERS)
         assert self.resolve_by is not None
-        if as_utc(resolve_by) <= as_utc(at):
-            raise self._refuse("extend", "DeadlineMustBeInTheFuture", f"{resolve_by.isoformat()} is in the past")
-        if as_utc(resolve_by) <= as_utc(self.resolve_by):
-            raise self._refuse(
-                "extend",
-                "ExtensionMustMoveDeadlineLater",
-                f"{resolve_by.isoformat()} is not after the current {self.resolve_by.isoformat()}",
-            )
+        self._check_extension(self.resolve_by, resolve_by, at)
         self._extended(resolve_by=resolve_by, reason=self._check_reason("extend", reason), actor=actor, occurred_at=at)
 
     @event(DeadlineExtended)
@@ -641,6 +436,7 @@ class Case(Aggregate):
     def verify(self, actor: ActorRef, at: datetime) -> None:
         """A grid worker confirms on site that it is fixed."""
         self._check("verify", actor, at, states=[CaseState.RESOLVED], roles=VERIFIERS)
+        self._check_is_not_resolver("verify", actor)
         self._verified(actor=actor, occurred_at=at)
 
     @event(ResolutionVerified)
@@ -651,6 +447,7 @@ class Case(Aggregate):
     def reject_resolution(self, actor: ActorRef, reason: str, at: datetime) -> None:
         """A grid worker finds on site that it is not fixed: back to the handler (返工)."""
         self._check("reject-resolution", actor, at, states=[CaseState.RESOLVED], roles=VERIFIERS)
+        self._check_is_not_resolver("reject-resolution", actor)
         self._rework(reason=self._check_reason("reject-resolution", reason), actor=actor, occurred_at=at)
 
     @event(ResolutionRejected)
@@ -699,10 +496,3 @@ class Case(Aggregate):
         self.state = CaseState.ACCEPTED
         self.handler = None
         self.last_occurred_at = occurred_at
-
-    # -- reading --------------------------------------------------------------
-
-    @property
-    def is_open(self) -> bool:
-        """Whether work on the case can still happen."""
-        return self.state in OPEN_STATES

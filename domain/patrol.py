@@ -111,26 +111,48 @@ class Patrol(Aggregate):
         self.community = community
         self.street = street
         self.started_at = occurred_at
+        self.ended_at: datetime | None = None
         self.last_occurred_at = occurred_at
         self.state = PatrolState.STARTED
         self.checkpoints = 0
 
-    def _check(self, command: str, actor: ActorRef, at: datetime) -> None:
-        def refuse(rule: str, reason: str) -> CommandRefused:
-            return CommandRefused(
-                subject=f"patrol {self.patrol_number}",
-                state=self.state.value,
-                command=command,
-                rule=rule,
-                reason=reason,
-            )
+    def _refuse(self, command: str, rule: str, reason: str) -> CommandRefused:
+        return CommandRefused(
+            subject=f"patrol {self.patrol_number}", state=self.state.value, command=command, rule=rule, reason=reason
+        )
 
-        if self.state is not PatrolState.STARTED:
-            raise refuse("CommandNotAllowedInState", "the patrol must be started")
+    def _check_logged_by_its_worker(self, command: str, actor: ActorRef) -> None:
         if actor.role not in {Role.GRID_WORKER, Role.SYSTEM, Role.ADMIN} or (
             actor.role is Role.GRID_WORKER and actor.id != self.worker
         ):
-            raise refuse("PatrolIsLoggedByItsWorker", f"the patrol is {self.worker}'s, not {actor.id}'s")
+            raise self._refuse(command, "PatrolIsLoggedByItsWorker", f"the patrol is {self.worker}'s, not {actor.id}'s")
+
+    def _check_within(self, command: str, at: datetime) -> None:
+        """What is found on a patrol happens while it is under way: not before it started, not after it ended."""
+        before = as_utc(at) < as_utc(self.started_at)
+        after = self.ended_at is not None and as_utc(at) > as_utc(self.ended_at)
+        if before or after:
+            ended = f" and ended {self.ended_at.isoformat()}" if self.ended_at is not None else ""
+            raise self._refuse(
+                command,
+                "PatrolFindingsHappenWithinThePatrol",
+                f"{at.isoformat()} is outside the patrol (started {self.started_at.isoformat()}{ended})",
+            )
+
+    def check_finding(self, actor: ActorRef, at: datetime, command: str = "patrol.hazard") -> None:
+        """A hazard found on this patrol: reported by its worker, found while the patrol was under way."""
+        self._check_logged_by_its_worker(command, actor)
+        self._check_within(command, at)
+
+    def _check(self, command: str, actor: ActorRef, at: datetime) -> None:
+        def refuse(rule: str, reason: str) -> CommandRefused:
+            return self._refuse(command, rule, reason)
+
+        if self.state is not PatrolState.STARTED:
+            raise refuse("CommandNotAllowedInState", "the patrol must be started")
+        self._check_logged_by_its_worker(command, actor)
+        if command == "patrol-checkpoint":
+            self._check_within(command, at)
         if as_utc(at) < as_utc(self.last_occurred_at):
             raise refuse(
                 "OccurredAtMustNotPrecedeLastEvent",
@@ -174,4 +196,5 @@ class Patrol(Aggregate):
         self, duration_seconds: int, distance_m: int, checkpoints: int, actor: ActorRef, occurred_at: datetime
     ) -> None:
         self.state = PatrolState.ENDED
+        self.ended_at = occurred_at
         self.last_occurred_at = occurred_at

@@ -8,58 +8,23 @@ is its own small aggregate, found in one step from its code.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 from eventsourcing.domain import event
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
-from domain.base import ActorRef, Aggregate, Code, Role, id_for
+from domain.base import ActorRef, Aggregate, Code, id_for
 from domain.errors import CommandRefused
+from domain.registry_values import PARENT_KIND, REGISTRARS, Count, GridKind, Name, OrgKind, WorkerKind
 from domain.sla import SlaClass, SlaRule, WorkingCalendar
 
 if TYPE_CHECKING:
     from uuid import UUID
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Count = Annotated[int, Field(ge=0, le=10_000_000)]
-
-REGISTRARS = frozenset({Role.ADMIN, Role.SYSTEM})
-
-
-class OrgKind(StrEnum):
-    """Levels of the grid hierarchy, plus departments as dispatch targets."""
-
-    DISTRICT = "district"
-    STREET = "street"
-    COMMUNITY = "community"
-    GRID = "grid"
-    DEPARTMENT = "department"
-
-
-#: The kind of parent each kind of unit hangs under.
-PARENT_KIND = {
-    OrgKind.DISTRICT: None,
-    OrgKind.STREET: OrgKind.DISTRICT,
-    OrgKind.COMMUNITY: OrgKind.STREET,
-    OrgKind.GRID: OrgKind.COMMUNITY,
-    OrgKind.DEPARTMENT: OrgKind.DISTRICT,
-}
-
-
-class GridKind(StrEnum):
-    """Base grids cover residents; dedicated grids cover a business district, school or hospital."""
-
-    BASE = "base"
-    DEDICATED = "dedicated"
-
-
-class WorkerKind(StrEnum):
-    """Full-time (专职), professional (专业) or part-time (兼职) grid worker."""
-
-    FULL_TIME = "full_time"
-    PROFESSIONAL = "professional"
-    PART_TIME = "part_time"
+__all__ = [
+    "CALENDAR_ID", "PARENT_KIND", "REGISTRARS", "SLA_POLICY_ID", "Category", "Count", "GridKind", "HolidayCalendar",
+    "Name", "OrgKind", "OrgUnit", "SlaPolicy", "Worker", "WorkerKind", "category_id", "org_unit_id", "worker_id",
+]  # fmt: skip
 
 
 def _check_registrar(subject: str, state: str, command: str, actor: ActorRef) -> None:
@@ -272,6 +237,8 @@ class Worker(Aggregate):
         self.department = department
         #: grid code → start date of the assignment in force.
         self.assignments: dict[str, date] = {}
+        #: every assignment ever made: grid, first day, last day (None while in force).
+        self.periods: list[tuple[str, date, date | None]] = []
 
     def _refuse(self, command: str, rule: str, reason: str) -> CommandRefused:
         return CommandRefused(subject=f"worker {self.code}", state="active", command=command, rule=rule, reason=reason)
@@ -286,6 +253,7 @@ class Worker(Aggregate):
     @event(WorkerAssigned)
     def _assigned(self, grid: str, start: date, actor: ActorRef, occurred_at: datetime) -> None:
         self.assignments[grid] = start
+        self.periods.append((grid, start, None))
 
     def unassign(self, actor: ActorRef, grid: str, end: date, at: datetime) -> None:
         """End the worker's assignment to a grid on a date."""
@@ -300,6 +268,11 @@ class Worker(Aggregate):
     @event(WorkerAssignmentEnded)
     def _unassigned(self, grid: str, end: date, actor: ActorRef, occurred_at: datetime) -> None:
         del self.assignments[grid]
+        self.periods = [(g, s, end if g == grid and e is None else e) for g, s, e in self.periods]
+
+    def works_grid(self, grid: str, day: date) -> bool:
+        """Whether the worker was assigned to the grid on that day (first and last day included)."""
+        return any(g == grid and start <= day and (end is None or day <= end) for g, start, end in self.periods)
 
 
 def category_id(code: str) -> UUID:

@@ -15,7 +15,7 @@ import structlog
 
 from domain.case import Case, case_id
 from domain.errors import DomainError
-from domain.registry import Worker, worker_id
+from domain.registry import worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput
 from service.handling import Handlers, Handling, Result
@@ -116,15 +116,6 @@ class Service:
     def worker_registered(self, code: str) -> bool:
         """Whether a worker of this code was ever registered."""
         return self.work.exists(worker_id(code))
-
-    def worker_grids(self, code: str) -> set[str]:
-        """The grids a worker is assigned to now (none for an unknown worker)."""
-        if not self.work.exists(worker_id(code)):
-            return set()
-        try:
-            return set(self.work.load(Worker, worker_id(code), "worker", code, "worker.grids").assignments)
-        except DomainError:
-            return set()
 
     def _case(self, number: str, command: str) -> Case:
         return cases.load_case(self._handling, number, command)

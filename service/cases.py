@@ -34,9 +34,12 @@ def load_case(handling: Handling, number: str, command: str) -> Case:
 
 
 def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channel: Channel, grid_code: str,
-           patrol_number: str | None) -> Result:  # fmt: skip
+           patrol_number: str | None, at: datetime | None = None) -> Result:  # fmt: skip
     """File a new case under the next number of its day (or the number an import gives)."""
-    at = handling.when(command)
+    at = at or handling.when(command)
+    handling.check_works_grid(
+        command.actor, grid_code, at, subject=f"a case in grid {grid_code}", state="new", command=command.command
+    )
     handling.load(Category, category_id(command.category), "category", command.category, command.command)
     grid, community, street = handling.place(grid_code, command.command)
 
@@ -81,6 +84,10 @@ def on_case(handling: Handling, command: c.CaseCommand, act: Callable[[Case, dat
     """Load the case, let the domain decide, save what it decided."""
     at = handling.when(command)
     case = load_case(handling, command.case_number, command.command)
+    verb = command.command.removeprefix("case.")
+    handling.check_works_grid(command.actor, case.grid, at, subject=f"case {case.case_number}",
+                              state=case.state.value, command=verb)  # fmt: skip
+    case.check_department_scope(verb, command.actor)
     try:
         act(case, at)
     except UnknownReference as error:
@@ -88,7 +95,7 @@ def on_case(handling: Handling, command: c.CaseCommand, act: Callable[[Case, dat
         raise CommandRefused(
             subject=f"case {case.case_number}",
             state=case.state.value,
-            command=command.command.removeprefix("case."),
+            command=verb,
             rule=error.rule,
             reason=f"unknown {error.kind} {error.code!r}",
         ) from None
@@ -128,7 +135,16 @@ def _dispatch(handling: Handling, command: c.DispatchCase) -> Result:
     def act(case: Case, at: datetime) -> None:
         handler = command.handler
         if handler.kind is HandlerKind.WORKER:
-            handling.load(Worker, worker_id(handler.id), "worker", handler.id, command.command)
+            worker = handling.load(Worker, worker_id(handler.id), "worker", handler.id, command.command)
+            day = at.astimezone(handling.tz).date()
+            if not worker.works_grid(case.grid, day):
+                raise CommandRefused(
+                    subject=f"case {case.case_number}",
+                    state=case.state.value,
+                    command="dispatch",
+                    rule="CaseIsDispatchedToAWorkerOfItsGrid",
+                    reason=f"worker {handler.id} does not work grid {case.grid} on {day.isoformat()}",
+                )
         else:
             handling.department(handler.id, command.command)
         category = handling.load(Category, category_id(case.category), "category", case.category, command.command)

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from domain.base import Aggregate
-from domain.errors import UnknownReference
-from domain.registry import OrgKind, OrgUnit, org_unit_id
+from domain.base import Aggregate, Role
+from domain.errors import CommandRefused, UnknownReference
+from domain.registry import OrgKind, OrgUnit, Worker, org_unit_id, worker_id
 from service.errors import BadInput
 
 if TYPE_CHECKING:
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from domain import commands as c
+    from domain.base import ActorRef
     from service.numbers import NumberIssuer
     from service.unit_of_work import UnitOfWork
 
@@ -75,6 +76,27 @@ class Handling:
     def department(self, code: str, command: str) -> OrgUnit:
         """A department (职能部门) by code."""
         return self.unit(code, OrgKind.DEPARTMENT, command)
+
+
+    def check_works_grid(
+        self, actor: ActorRef, grid: str, at: datetime, *, subject: str, state: str, command: str
+    ) -> None:
+        """A grid worker acts only in the grids they are assigned to on that day (GridWorkerActsOnlyInTheirGrids).
+
+        Other roles pass: their scope is the domain's to judge (a department handler's, for one).
+        """
+        if actor.role is not Role.GRID_WORKER:
+            return
+        day = at.astimezone(self.tz).date()
+        known = self.work.exists(worker_id(actor.id))
+        if not known or not self.load(Worker, worker_id(actor.id), "worker", actor.id, command).works_grid(grid, day):
+            raise CommandRefused(
+                subject=subject,
+                state=state,
+                command=command,
+                rule="GridWorkerActsOnlyInTheirGrids",
+                reason=f"grid worker {actor.id} does not work grid {grid} on {day.isoformat()}",
+            )
 
 
 class Handlers(dict[type, Any]):

@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from domain import commands as c
-from domain.base import Role
 from domain.case import Channel
-from domain.errors import CommandRefused
 from domain.patrol import Patrol, patrol_id
 from domain.registry import Worker, worker_id
 from service.cases import report
@@ -28,6 +26,8 @@ def load_patrol(handling: Handling, number: str, command: str) -> Patrol:
 @handlers.of(c.StartPatrol)
 def _start(handling: Handling, command: c.StartPatrol) -> Result:
     at = handling.when(command)
+    handling.check_works_grid(command.actor, command.grid, at, subject=f"a patrol of grid {command.grid}",
+                              state="new", command=command.command)  # fmt: skip
     handling.load(Worker, worker_id(command.worker), "worker", command.worker, command.command)
     grid, community, street = handling.place(command.grid, command.command)
     day = at.astimezone(handling.tz).date()
@@ -51,6 +51,8 @@ def _start(handling: Handling, command: c.StartPatrol) -> Result:
 def _on_patrol(handling: Handling, command: c.PatrolCommand, act: Callable[[Patrol, datetime], None]) -> Result:
     at = handling.when(command)
     patrol = load_patrol(handling, command.patrol_number, command.command)
+    handling.check_works_grid(command.actor, patrol.grid, at, subject=f"patrol {patrol.patrol_number}",
+                              state=patrol.state.value, command=command.command)  # fmt: skip
     act(patrol, at)
     handling.work.save(patrol)
     return {"patrol_number": patrol.patrol_number, "state": patrol.state.value}
@@ -74,13 +76,8 @@ def _end(handling: Handling, command: c.EndPatrol) -> Result:
 
 @handlers.of(c.ReportHazard)
 def _hazard(handling: Handling, command: c.ReportHazard) -> Result:
+    at = handling.when(command)
     patrol = load_patrol(handling, command.patrol_number, command.command)
-    if command.actor.role is Role.GRID_WORKER and command.actor.id != patrol.worker:
-        raise CommandRefused(
-            subject=f"patrol {patrol.patrol_number}",
-            state=patrol.state.value,
-            command=command.command,
-            rule="PatrolIsLoggedByItsWorker",
-            reason=f"the patrol is {patrol.worker}'s, not {command.actor.id}'s",
-        )
-    return report(handling, command, channel=Channel.PATROL, grid_code=patrol.grid, patrol_number=patrol.patrol_number)
+    patrol.check_finding(command.actor, at, command.command)
+    return report(handling, command, channel=Channel.PATROL, grid_code=patrol.grid,
+                  patrol_number=patrol.patrol_number, at=at)  # fmt: skip

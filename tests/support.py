@@ -129,6 +129,10 @@ def seed_small_district(app: App, at: datetime = T0) -> None:
             run(app, command="registry.worker", actor=ADMIN, at=at, code=code, name=f"网格员{code}", kind="full_time")
         run(app, command="registry.assign", actor=ADMIN, at=at, worker="W001", grid=GRID, start="2021-01-01")
         run(app, command="registry.assign", actor=ADMIN, at=at, worker="W002", grid=OTHER_GRID, start="2021-01-01")
+        # W002 also covered GRID through 2021 (the on-site checks of its cases: a grid worker verifies only in
+        # grids they work, and not what they resolved themselves); from 2022 on, W002 works OTHER_GRID only.
+        run(app, command="registry.assign", actor=ADMIN, at=at, worker="W002", grid=GRID, start="2021-01-01")
+        run(app, command="registry.unassign", actor=ADMIN, at=at, worker="W002", grid=GRID, end="2021-12-31")
         run(
             app,
             command="registry.category",

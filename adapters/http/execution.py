@@ -17,8 +17,6 @@ from adapters.http.auth import roles_for
 from adapters.http.errors import ApiError, describe, field_problems
 from adapters.http.idempotency import MAX_KEY_LENGTH, KeyInFlight, KeyReused, Stored, request_hash
 from domain import commands as c
-from domain.base import Role
-from domain.case import HandlerKind
 from domain.commands import COMMANDS
 from domain.errors import CommandRefused, DomainError, UnknownReference
 from service import BadInput, ConcurrentChange
@@ -38,6 +36,9 @@ PERMISSION_RULES = frozenset(
         "ReportMustComeFromIntake",
         "OnlyAdministratorsChangeTheRegistry",
         "PatrolIsLoggedByItsWorker",
+        "GridWorkerActsOnlyInTheirGrids",
+        "DepartmentHandlerActsOnlyOnItsDepartmentsCases",
+        "ResolverDoesNotVerifyTheirOwnResolution",
     }
 )
 #: Commands older than this are surely a mistake (and would not fit a case number's day).
@@ -65,34 +66,8 @@ def build(principal: Principal, fields: dict[str, Any]) -> c.AnyCommand:
     return command
 
 
-def check_scope(runtime: Runtime, principal: Principal, command: c.AnyCommand) -> None:
-    """A grid worker acts only in their own grids; a department handler only on cases dispatched to them."""
-    if principal.role is Role.GRID_WORKER:
-        grid: str | None = None
-        if isinstance(command, (c.ReportCase, c.StartPatrol)):
-            grid = command.grid
-        elif isinstance(command, c.CaseCommand):
-            grid = _case(runtime, command.case_number).grid
-        if grid is not None and grid not in runtime.worker_grids(principal.actor_id):
-            raise forbidden(f"grid worker {principal.actor_id} does not work grid {grid}")
-    elif principal.role is Role.DEPARTMENT_HANDLER and isinstance(command, c.CaseCommand):
-        handler = _case(runtime, command.case_number).handler
-        if handler is None or handler.kind is not HandlerKind.DEPARTMENT or handler.id != principal.unit:
-            raise forbidden(
-                f"case {command.case_number} is not dispatched to department {principal.unit or '(none)'}"
-            )
-
-
-def _case(runtime: Runtime, number: str) -> Any:
-    try:
-        return runtime.service.case(number)
-    except UnknownReference:
-        raise ApiError(404, "not_found", f"unknown case {number!r}") from None
-
-
-def run(runtime: Runtime, principal: Principal, command: c.AnyCommand) -> Result:
-    """Check the caller's scope and carry the command out; every refusal as its HTTP error."""
-    check_scope(runtime, principal, command)
+def run(runtime: Runtime, command: c.AnyCommand) -> Result:
+    """Carry the command out; every refusal as its HTTP error (the core judges the caller's scope too)."""
     try:
         return runtime.handle(command)
     except UnknownReference as error:

@@ -86,7 +86,7 @@ def _add_command_route(cls: type[c.Command]) -> None:
         runtime = runtime_of(request)
 
         def respond() -> Response:
-            return json_response(run(runtime, principal, build(principal, fields)), status)
+            return json_response(run(runtime, build(principal, fields)), status)
 
         return idempotent(runtime, request, principal, fields, respond)
 

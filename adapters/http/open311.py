@@ -187,7 +187,7 @@ def create_request(
     }
 
     def respond() -> Response:
-        result = run(runtime, principal, build(principal, fields))
+        result = run(runtime, build(principal, fields))
         answer = [{"service_request_id": result["case_number"], "account_id": account_id,
                    "service_notice": f"registered as case {result['case_number']}; track it at "
                                      f"/open311/v2/requests/{result['case_number']}.json"}]  # fmt: skip

@@ -166,7 +166,3 @@ class Runtime:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
-
-    def worker_grids(self, code: str) -> set[str]:
-        """The grids a worker is assigned to now (none for an unknown worker)."""
-        return self.service.worker_grids(code)

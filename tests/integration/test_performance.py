@@ -60,8 +60,11 @@ QINGDAO = ZoneInfo("Asia/Shanghai")
 DISPUTE = "dispute.neighbour"
 STREET_2, COMMUNITY_2, GRID_3 = "SN02", "SN02-C01", "SN02-C01-G001"
 GRIDS = (GRID, OTHER_GRID, GRID_3)
-WORKER_OF = {GRID: "W001", OTHER_GRID: "W002", GRID_3: "W003"}
 WORKERS = ("W001", "W002", "W003")
+#: Who works each grid (tests.support: W002 also covers GRID in 2021; open_world adds W003 to OTHER_GRID and W001
+#: to GRID_3), so every grid has a second worker to check on site what the first resolved.
+WORKERS_OF = {GRID: ("W001", "W002"), OTHER_GRID: ("W002", "W003"), GRID_3: ("W003", "W001")}
+GRIDS_OF = {w: tuple(g for g in GRIDS if w in WORKERS_OF[g]) for w in WORKERS}
 DEPARTMENTS = ("D-CG", "D-SW")
 CLERK = {unit: {"id": f"clerk-{unit}", "role": "department_handler", "unit": unit} for unit in DEPARTMENTS}
 LEVELS = ("community", "street", "district")
@@ -96,6 +99,9 @@ def open_world(url: str) -> App:
             name="区水务局", name_en="Water bureau", parent="SN")  # fmt: skip
         run(app, command="registry.worker", actor=ADMIN, at=T0, code="W003", name="网格员W003", kind="full_time")
         run(app, command="registry.assign", actor=ADMIN, at=T0, worker="W003", grid=GRID_3, start="2021-01-01")
+        # A second worker in each of the other grids: who resolved a case does not verify it.
+        run(app, command="registry.assign", actor=ADMIN, at=T0, worker="W003", grid=OTHER_GRID, start="2021-01-01")
+        run(app, command="registry.assign", actor=ADMIN, at=T0, worker="W001", grid=GRID_3, start="2021-01-01")
     # A recount of the second grid: cases per 1,000 residents use the latest figure.
     run(app, command="registry.grid-figures", actor=ADMIN, at=T0, grid=OTHER_GRID, households=610, population=1250)
     return app
@@ -258,7 +264,7 @@ class Simulation:
             "description": "井盖松动 loose cover", "location": {"address": f"永嘉路{len(self.cases) + 1}号"},
         }  # fmt: skip
         if by_worker:
-            fields |= {"actor": worker(self.draw(st.sampled_from(WORKERS), "reporter")), "channel": "app"}
+            fields |= {"actor": worker(self.draw(st.sampled_from(WORKERS_OF[grid]), "reporter")), "channel": "app"}
         else:
             index = len(self.cases) + 1
             fields |= {"actor": OPERATOR, "channel": self.draw(st.sampled_from(("hotline", "window")), "channel"),
@@ -299,7 +305,7 @@ class Simulation:
             case "merge":
                 self.on_case(case, "case.merge", OPERATOR, at, master_case_number=self.master)
             case "dispatch":
-                target = self.draw(st.sampled_from((*WORKERS, *DEPARTMENTS)), "handler")
+                target = self.draw(st.sampled_from((*WORKERS_OF[case.grid], *DEPARTMENTS)), "handler")
                 case.handler = {"kind": "worker" if target in WORKERS else "department", "id": target}
                 self.on_case(case, "case.dispatch", DISPATCHER, at, handler=case.handler)
                 decided = self.app.case(case.number)
@@ -334,9 +340,9 @@ class Simulation:
                 assert case.handler is not None
                 self.on_case(case, "case.resolve", handler_actor(case.handler), at, result="已修复 fixed")
             case "verify":
-                self.on_case(case, "case.verify", worker(WORKER_OF[case.grid]), at)
+                self.on_case(case, "case.verify", self.checker(case), at)
             case "reject_resolution":
-                self.on_case(case, "case.reject-resolution", worker(WORKER_OF[case.grid]), at, reason="仍松动 loose")
+                self.on_case(case, "case.reject-resolution", self.checker(case), at, reason="仍松动 loose")
             case "close":
                 self.on_case(case, "case.close", DISPATCHER, at)
                 case.feedback_done = False
@@ -351,11 +357,16 @@ class Simulation:
             case.handler = None
         self.next_step(case, at)
 
+    def checker(self, case: CaseSim) -> dict[str, str]:
+        """Who checks a resolution on site: the grid's worker, or its second one when the first resolved it."""
+        assert case.handler is not None
+        resolver = case.handler["id"] if case.handler["kind"] == "worker" else None
+        return worker(next(w for w in WORKERS_OF[case.grid] if w != resolver))
+
     def patrol(self, at: datetime) -> None:
-        """A worker walks a grid (usually their own): checkpoints, perhaps a hazard, usually an end."""
+        """A worker walks one of their grids: checkpoints, perhaps a hazard, usually an end."""
         walker = self.draw(st.sampled_from(WORKERS), "patrol worker")
-        own = next(g for g, w in WORKER_OF.items() if w == walker)
-        grid = self.draw(st.sampled_from((own, own, *GRIDS)), "patrol grid")
+        grid = self.draw(st.sampled_from(GRIDS_OF[walker]), "patrol grid")
         number = str(self.command(command="patrol.start", actor=worker(walker), at=at, worker=walker, grid=grid)[
             "patrol_number"])  # fmt: skip
         started = at
@@ -835,7 +846,7 @@ def fixed_scenario(app: App) -> None:  # noqa: PLR0915 - one story, told in orde
                                                                                            "id": "W001"})
     case_command(app, "case.sign", e, w1, local(1, 3, month=7))
     case_command(app, "case.resolve", e, w1, local(1, 8, month=7), result="已修复 fixed")
-    case_command(app, "case.verify", e, w1, local(1, 9, month=7))
+    case_command(app, "case.verify", e, w2, local(1, 9, month=7))
     case_command(app, "case.close", e, dispatcher, local(1, 10, month=7))
     case_command(app, "case.feedback", e, CALLBACK, local(1, 11, month=7), satisfaction="satisfied", resolved=True)
     case_command(app, "case.reopen", e, dispatcher, local(2, 9, month=7), reason="又坏了 broken again")

@@ -167,7 +167,12 @@ class CaseLifecycle(RuleBasedStateMachine):
         return WORKER if handler == ("worker", "W001") else DEPT_HANDLER
 
     def allowed(self, command: str, actor: dict[str, str], at: datetime, *states: str) -> bool:
-        return self.model["state"] in states and actor["role"] in ROLES[command] and self.timely(at)
+        return (self.model["state"] in states and actor["role"] in ROLES[command] and self.timely(at)
+                and self.in_scope(actor))  # fmt: skip
+
+    def in_scope(self, actor: dict[str, str]) -> bool:
+        """A department handler acts only on a case dispatched to their department (the rule in the core)."""
+        return actor["role"] != "department_handler" or self.model["handler"] == ("department", actor.get("unit"))
 
     def attempt(self, fields: dict[str, Any], ok: bool, effect: Callable[[], None], events: int = 1) -> None:
         """Run the command; the service must take it exactly when the model does, and write nothing if not."""

@@ -8,6 +8,7 @@ position of the first broken link.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -17,7 +18,7 @@ from domain.case import case_id
 from projections.sql import make_engine
 from replay.audit import history, links_of, verify_chain
 from tests.conftest import make_settings
-from tests.support import CALLBACK, DISPATCHER, WORKER, App, make_app, report, run, seed_small_district
+from tests.support import CALLBACK, DISPATCHER, T0, WORKER, App, make_app, report, run, seed_small_district
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -67,7 +68,8 @@ def store(database_url: str) -> Iterator[Store]:
 def full_life(app: App) -> str:
     """A case from report to a satisfied callback."""
     number = report(app)
-    for command, actor, fields in (
+    # In 2021, one step an hour after the report: W002 covered GRID (and could check on site) through 2021 only.
+    for step, (command, actor, fields) in enumerate((
         ("case.accept", DISPATCHER, {"level": "community"}),
         ("case.dispatch", DISPATCHER, {"handler": {"kind": "worker", "id": "W001"}}),
         ("case.sign", WORKER, {}),
@@ -75,8 +77,8 @@ def full_life(app: App) -> str:
         ("case.verify", {"id": "W002", "role": "grid_worker"}, {}),
         ("case.close", DISPATCHER, {}),
         ("case.feedback", CALLBACK, {"satisfaction": "satisfied", "resolved": True}),
-    ):
-        run(app, command=command, case_number=number, actor=actor, **fields)
+    ), start=1):  # fmt: skip
+        run(app, command=command, case_number=number, actor=actor, at=T0 + timedelta(hours=step), **fields)
     return number
 
 

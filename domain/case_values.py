@@ -1,0 +1,166 @@
+"""The case's values: its states and lifecycle table, channels, levels, handlers, places, and who may act.
+
+Plain values and constants, beside ``domain.case`` (which re-exports every name): the events stay nested in
+``Case``, so their stored topics (``domain.case:Case.CaseReported`` ...) do not change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from domain.base import ActorRef, Code, Role, id_for
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+
+class CaseState(StrEnum):
+    """Where a case is in its life (DESIGN.md, "Case lifecycle")."""
+
+    REPORTED = "reported"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    MERGED = "merged"
+    DISPATCHED = "dispatched"
+    IN_PROGRESS = "in_progress"
+    SUSPENDED = "suspended"
+    RESOLVED = "resolved"
+    VERIFIED = "verified"
+    CLOSED = "closed"
+
+
+OPEN_STATES = frozenset(
+    {
+        CaseState.REPORTED,
+        CaseState.ACCEPTED,
+        CaseState.DISPATCHED,
+        CaseState.IN_PROGRESS,
+        CaseState.SUSPENDED,
+        CaseState.RESOLVED,
+        CaseState.VERIFIED,
+    }
+)
+#: Where work on a case has ended: what Open311 calls ``closed``.
+CLOSED_STATES = frozenset(CaseState) - OPEN_STATES
+#: Where the deadline clock runs: dispatched to someone and not yet resolved.
+CLOCK_STATES = frozenset({CaseState.DISPATCHED, CaseState.IN_PROGRESS, CaseState.SUSPENDED})
+#: The state each state-changing event leaves a case in; read models take the lifecycle from here.
+STATE_AFTER: dict[str, CaseState] = {
+    "CaseAccepted": CaseState.ACCEPTED,
+    "CaseRejected": CaseState.REJECTED,
+    "DuplicateMerged": CaseState.MERGED,
+    "CaseDispatched": CaseState.DISPATCHED,
+    "DispatchSigned": CaseState.IN_PROGRESS,
+    "DispatchReturned": CaseState.ACCEPTED,
+    "CaseEscalated": CaseState.ACCEPTED,
+    "CaseSuspended": CaseState.SUSPENDED,
+    "CaseResumed": CaseState.IN_PROGRESS,
+    "CaseResolved": CaseState.RESOLVED,
+    "ResolutionVerified": CaseState.VERIFIED,
+    "ResolutionRejected": CaseState.IN_PROGRESS,
+    "CaseClosed": CaseState.CLOSED,
+    "CaseReopened": CaseState.ACCEPTED,
+}
+
+
+class Channel(StrEnum):
+    """How a case came in: one number, one window, many doors."""
+
+    HOTLINE = "hotline"
+    WINDOW = "window"
+    APP = "app"
+    WECHAT = "wechat"
+    LETTER_VISIT = "letter_visit"
+    PATROL = "patrol"
+    SUPERVISION = "supervision"
+
+
+class Urgency(StrEnum):
+    """How fast the case must move; selects the SLA row together with the category's class."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class Level(StrEnum):
+    """Who owns the case: small matters stay in the community, big ones in the street."""
+
+    COMMUNITY = "community"
+    STREET = "street"
+    DISTRICT = "district"
+
+    @property
+    def rank(self) -> int:
+        """Order of levels, community lowest."""
+        return _LEVEL_RANK[self]
+
+
+_LEVEL_RANK = {Level.COMMUNITY: 0, Level.STREET: 1, Level.DISTRICT: 2}
+
+
+class Satisfaction(StrEnum):
+    """The citizen's answer on the callback."""
+
+    SATISFIED = "satisfied"
+    BASICALLY_SATISFIED = "basically_satisfied"
+    DISSATISFIED = "dissatisfied"
+
+
+class HandlerKind(StrEnum):
+    """A case is dispatched to a grid worker or referred to a department."""
+
+    WORKER = "worker"
+    DEPARTMENT = "department"
+
+
+class HandlerRef(BaseModel):
+    """The grid worker or department a case is dispatched to."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: HandlerKind
+    id: Code
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+
+class Location(BaseModel):
+    """Where it is: an address, coordinates, or both."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    lat: Annotated[float, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[float, Field(ge=-180, le=180)] | None = None
+
+
+class ReporterContact(BaseModel):
+    """Personal data of the reporter. Never shown publicly, never published in clear."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Annotated[str, StringConstraints(max_length=100)] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    id_number: Annotated[str, StringConstraints(max_length=40)] | None = None
+
+
+DISPATCHERS = frozenset({Role.DISPATCHER, Role.ADMIN})
+INTAKE = frozenset({Role.INTAKE_OPERATOR, Role.GRID_WORKER, Role.DISPATCHER, Role.ADMIN, Role.SYSTEM})
+MERGERS = frozenset({Role.INTAKE_OPERATOR, Role.DISPATCHER, Role.ADMIN})
+ESCALATORS = frozenset({Role.DISPATCHER, Role.ADMIN, Role.SYSTEM})
+VERIFIERS = frozenset({Role.GRID_WORKER})
+CALLBACK = frozenset({Role.CALLBACK_OPERATOR, Role.INTAKE_OPERATOR, Role.DISPATCHER, Role.ADMIN})
+#: Reading roles may not write anything on a case.
+NOTE_TAKERS = frozenset(set(Role) - {Role.AUDITOR})
+
+#: The actor the domain itself acts as when a policy (not a person) decides.
+CALLBACK_POLICY = ActorRef(id="policy:callback-not-resolved", role=Role.SYSTEM)
+
+
+def case_id(case_number: str) -> UUID:
+    """The aggregate id of a case, derived from its number so lookup is one step."""
+    return id_for("case", case_number)

@@ -1,0 +1,53 @@
+"""The registry's values: org kinds and the hierarchy, grid and worker kinds, name and count types, registrars.
+
+Beside ``domain.registry``, which re-exports every name; its events stay nested in its aggregates (stored topics).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from domain.base import Role
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Count = Annotated[int, Field(ge=0, le=10_000_000)]
+
+REGISTRARS = frozenset({Role.ADMIN, Role.SYSTEM})
+
+
+class OrgKind(StrEnum):
+    """Levels of the grid hierarchy, plus departments as dispatch targets."""
+
+    DISTRICT = "district"
+    STREET = "street"
+    COMMUNITY = "community"
+    GRID = "grid"
+    DEPARTMENT = "department"
+
+
+#: The kind of parent each kind of unit hangs under.
+PARENT_KIND = {
+    OrgKind.DISTRICT: None,
+    OrgKind.STREET: OrgKind.DISTRICT,
+    OrgKind.COMMUNITY: OrgKind.STREET,
+    OrgKind.GRID: OrgKind.COMMUNITY,
+    OrgKind.DEPARTMENT: OrgKind.DISTRICT,
+}
+
+
+class GridKind(StrEnum):
+    """Base grids cover residents; dedicated grids cover a business district, school or hospital."""
+
+    BASE = "base"
+    DEDICATED = "dedicated"
+
+
+class WorkerKind(StrEnum):
+    """Full-time (专职), professional (专业) or part-time (兼职) grid worker."""
+
+    FULL_TIME = "full_time"
+    PROFESSIONAL = "professional"
+    PART_TIME = "part_time"
