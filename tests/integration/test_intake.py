@@ -235,7 +235,8 @@ def play(app: App, plans: list[CasePlan], timeline: list[tuple[datetime, int, st
             on_case(app, "case.reject", numbers[index], at, reason="不属于受理范围 out of scope")
             states[index] = "rejected"
         elif states[index] == "accepted":  # dispatch
-            on_case(app, "case.dispatch", numbers[index], at, handler={"kind": "worker", "id": "W001"})
+            # To a department: a grid worker takes only cases of their own grids, and the plans span every grid.
+            on_case(app, "case.dispatch", numbers[index], at, handler={"kind": "department", "id": "D-CG"})
             states[index] = "dispatched"
 
 
