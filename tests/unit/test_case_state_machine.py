@@ -167,8 +167,17 @@ class CaseLifecycle(RuleBasedStateMachine):
         return WORKER if handler == ("worker", "W001") else DEPT_HANDLER
 
     def allowed(self, command: str, actor: dict[str, str], at: datetime, *states: str) -> bool:
+        own_check = command in {"verify", "reject-resolution"} and actor["id"] == self.model.get("resolver")
         return (self.model["state"] in states and actor["role"] in ROLES[command] and self.timely(at)
-                and self.in_scope(actor))  # fmt: skip
+                and self.in_scope(actor) and self.in_grid(actor, at) and not own_check)  # fmt: skip
+
+    @staticmethod
+    def in_grid(actor: dict[str, str], at: datetime) -> bool:
+        """A grid worker acts only in grids they work that day: W001 works GRID, W002 covered it through 2021."""
+        if actor["role"] != "grid_worker":
+            return True
+        day = at.astimezone(SHANGHAI).date()
+        return actor["id"] == "W001" or (actor["id"] == "W002" and day.year <= 2021)
 
     def in_scope(self, actor: dict[str, str]) -> bool:
         """A department handler acts only on a case dispatched to their department (the rule in the core)."""
@@ -348,7 +357,7 @@ class CaseLifecycle(RuleBasedStateMachine):
             and self.is_handler(actor)
             and self.timely(at)
             and bool(result.strip()),
-            lambda: self.model.update(state="resolved"),
+            lambda: self.model.update(state="resolved", resolver=actor["id"]),
         )
 
     @rule(actor=actor_or(OTHER_WORKER), advance=minutes)
