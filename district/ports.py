@@ -33,8 +33,8 @@ class StoreReader(Protocol):
         """The position of the last notification (0 for an empty store)."""
         ...
 
-    def events_of(self, aggregate_id: UUID) -> Sequence[object]:
-        """The stored events of one aggregate (empty if it was never saved)."""
+    def first_event(self, aggregate_id: UUID) -> object | None:
+        """The first stored event of one aggregate (None if it was never saved): one indexed row."""
         ...
 
 

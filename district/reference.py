@@ -294,7 +294,7 @@ def _chunks_loaded(reader: StoreReader, chunks: Sequence[Sequence[AnyCommand]]) 
     """How many leading chunks are already in the store (each chunk is one transaction, saved in order)."""
 
     def stored(aggregate_id: UUID) -> bool:
-        return bool(reader.events_of(aggregate_id))
+        return reader.first_event(aggregate_id) is not None
 
     def saved(chunk: Sequence[AnyCommand]) -> bool:
         # Every chunk creates something; the last thing it creates exists only if the chunk was committed.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from domain.case import Case, case_id
-from domain.errors import DomainError
+from domain.errors import DomainError, UnknownReference
 from domain.registry import worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput
@@ -98,8 +98,10 @@ class Service:
 
     def history(self, number: str, *, personal_data: bool = False) -> list[dict[str, Any]]:
         """Every event of a case, oldest first; the reporter's personal data masked unless asked for."""
-        self._case(number, "case.history")  # a clear error for an unknown number
-        return history_rows(self.work.store.events_of(case_id(number)), personal_data=personal_data)
+        events = list(self.work.store.events_of(case_id(number)))
+        if not events:  # the id is the number's own: no events, no case
+            raise UnknownReference("case", number, command="case.history")
+        return history_rows(events, personal_data=personal_data)
 
     def case_exists(self, number: str) -> bool:
         """Whether a case of this number was ever filed."""

@@ -77,7 +77,6 @@ class Handling:
         """A department (职能部门) by code."""
         return self.unit(code, OrgKind.DEPARTMENT, command)
 
-
     def check_works_grid(
         self, actor: ActorRef, grid: str, at: datetime, *, subject: str, state: str, command: str
     ) -> None:
@@ -88,8 +87,11 @@ class Handling:
         if actor.role is not Role.GRID_WORKER:
             return
         day = at.astimezone(self.tz).date()
-        known = self.work.exists(worker_id(actor.id))
-        if not known or not self.load(Worker, worker_id(actor.id), "worker", actor.id, command).works_grid(grid, day):
+        try:
+            works = self.load(Worker, worker_id(actor.id), "worker", actor.id, command).works_grid(grid, day)
+        except UnknownReference:  # one read: an unregistered worker works no grid
+            works = False
+        if not works:
             raise CommandRefused(
                 subject=subject,
                 state=state,
