@@ -124,7 +124,9 @@ class Engine:
         """The read models fed from the Kafka topics, in the read models' database."""
         from adapters.kafka.wiring import make_kafka_projector  # noqa: PLC0415
 
-        return make_kafka_projector(self.settings, self.projections(), member=member, batch_size=batch_size)
+        return make_kafka_projector(
+            self.settings, self.read_engine, self.projections(), member=member, batch_size=batch_size
+        )
 
     def http_app(self, *, follow: bool = True) -> FastAPI:
         """The HTTP API over this engine; ``follow`` runs the projections in a background thread."""

@@ -127,15 +127,14 @@ def opened_service(settings: Settings) -> Iterator[Service]:
 @contextmanager
 def read_side(settings: Settings, *, catch_up: bool = True) -> Any:
     """The read models, caught up first unless told not to, closed afterwards."""
-    engine = bootstrap(settings)
-    read = engine.read_side()
-    try:
-        if catch_up:
-            read.catch_up()
-        yield read
-    finally:
-        read.close()
-        engine.close()
+    with opened_engine(settings) as engine:
+        read = engine.read_side()
+        try:
+            if catch_up:
+                read.catch_up()
+            yield read
+        finally:
+            read.close()
 
 
 # -- output -------------------------------------------------------------------------

@@ -6,18 +6,17 @@ on stderr and one summary line at the end (:class:`adapters.cli.common.LongRun`)
 
 from __future__ import annotations
 
-import contextlib
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.bootstrap import bootstrap
-from adapters.cli.common import Exit, JsonOpt, LongRun, fail, load_settings, rate
+from adapters.cli.common import Exit, JsonOpt, LongRun, fail, load_settings, opened_engine, rate
 
 if TYPE_CHECKING:
     from adapters.settings import Settings
+    from projections.batch import RunStats
 
 
 def register(app: typer.Typer) -> None:
@@ -41,9 +40,8 @@ def _member(text: str) -> tuple[int, int]:
     return int(found[1]), int(found[2])
 
 
-def _projected(stats: Any) -> str:
-    done = getattr(stats, "events", None) or getattr(stats, "messages", 0)
-    return f"projected to position {stats.position}: {done} events"
+def _projected(stats: RunStats) -> str:
+    return f"projected to position {stats.position}: {stats.events} events"
 
 
 def project(
@@ -59,8 +57,7 @@ def project(
     if source is Source.KAFKA:
         _project_from_kafka(settings, _member(member), min(batch_size, 10_000), follow, run)
         return
-    engine = bootstrap(settings)
-    with contextlib.closing(engine):
+    with opened_engine(settings) as engine:
         read = engine.read_side(batch_size=batch_size)
         try:
             stats = run.run(read.runner, follow=follow)
@@ -83,16 +80,17 @@ def _project_from_kafka(settings: Settings, member: tuple[int, int], batch_size:
 
     from adapters.kafka.wiring import KafkaNotConfiguredError  # noqa: PLC0415
 
-    try:
-        projector = bootstrap(settings).kafka_projector(member=member, batch_size=batch_size)
-    except KafkaNotConfiguredError as error:
-        fail(Exit.BAD_INPUT, f"bad setting: {error}")
-    try:
-        stats = run.run(projector, follow=follow, start=True)
-    except KafkaError as error:
-        fail(Exit.UNAVAILABLE, f"unavailable: Kafka: {error}")
-    finally:
-        projector.close()
+    with opened_engine(settings) as engine:
+        try:
+            projector = engine.kafka_projector(member=member, batch_size=batch_size)
+        except KafkaNotConfiguredError as error:
+            fail(Exit.BAD_INPUT, f"bad setting: {error}")
+        try:
+            stats = run.run(projector, follow=follow, start=True)
+        except KafkaError as error:
+            fail(Exit.UNAVAILABLE, f"unavailable: Kafka: {error}")
+        finally:
+            projector.close()
     if stats is None:
         return
     run.summary(
@@ -118,7 +116,7 @@ def relay(
 
     settings = load_settings()
     run = LongRun(as_json, lambda stats: f"relayed to position {stats.position}: {stats.published} published")
-    with contextlib.closing(bootstrap(settings)) as engine:
+    with opened_engine(settings) as engine:
         try:
             publisher = engine.relay(batch_size=batch_size)
         except KafkaNotConfiguredError as error:

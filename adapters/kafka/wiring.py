@@ -11,6 +11,8 @@ from projections.sql import make_engine
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from sqlalchemy import Engine
+
     from adapters.settings import Settings
     from adapters.store import StoreReader
     from projections.base import Projection
@@ -42,12 +44,12 @@ def make_relay(settings: Settings, reader: StoreReader, *, batch_size: int = 5_0
 
 
 def make_kafka_projector(
-    settings: Settings, projections: Sequence[Projection], *, member: tuple[int, int] = (0, 1),
+    settings: Settings, read_engine: Engine, projections: Sequence[Projection], *, member: tuple[int, int] = (0, 1),
     batch_size: int = 10_000,
 ) -> KafkaProjector:
     """The read models, fed from the topics, in the read models' database."""
     return KafkaProjector(
-        make_engine(settings.read_url),
+        read_engine,
         _config(settings),
         projections,
         member=member,
