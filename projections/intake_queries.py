@@ -7,14 +7,14 @@ Plain functions over a SQLAlchemy connection to the read models of
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
-from datetime import UTC, date, timedelta
+from datetime import UTC, timedelta
 from statistics import fmean
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import func, select
 
+from domain.bounds import period_days
 from projections.case_status import case_status
 from projections.intake import intake_acceptances, intake_counts
 
@@ -31,24 +31,6 @@ DUPLICATE_STATES = ("reported", "accepted", "dispatched", "in_progress", "suspen
 DUPLICATE_WINDOW = timedelta(hours=48)
 DUPLICATE_RADIUS_M = 300.0
 EARTH_RADIUS_M = 6_371_008.8
-
-_PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
-
-
-def period_days(period: str) -> tuple[date, date]:
-    """The local days a period covers, as [first, after last): "2021", "2021-06" or "2021-06-01"."""
-    match = _PERIOD.match(period)
-    if match is None:
-        msg = f"period {period!r} is not YYYY, YYYY-MM or YYYY-MM-DD"
-        raise ValueError(msg)
-    year, month, day = match.groups()
-    if month is None:
-        return date(int(year), 1, 1), date(int(year) + 1, 1, 1)
-    first = date(int(year), int(month), int(day or 1))
-    if day is not None:
-        return first, first + timedelta(days=1)
-    return first, date(first.year + first.month // 12, first.month % 12 + 1, 1)
-
 
 def p90(values: list[float]) -> float:
     """The 90th percentile by nearest rank: the smallest value at least 90% of the values do not exceed."""

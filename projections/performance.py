@@ -11,11 +11,12 @@ projections/performance_queries.py; what each metric counts is below.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import BigInteger, Column, Float, Integer, MetaData, String, Table
 
+from domain.bounds import period_days
 from projections.base import Projection
 from projections.events import parse_time
 from projections.sql import Counters, RowCache
@@ -385,13 +386,5 @@ class Performance(Projection):
 
 def local_days(period: str) -> tuple[str, str]:
     """The first and last local day of a period: 2021, 2021-06 or 2021-06-01."""
-    parts = period.split("-")
-    year = int(parts[0])
-    if len(parts) == 1:
-        return f"{year:04d}-01-01", f"{year:04d}-12-31"
-    month = int(parts[1])
-    if len(parts) == 2:  # noqa: PLR2004
-        following = date(year + (month == 12), month % 12 + 1, 1)  # noqa: PLR2004
-        last = date.fromordinal(following.toordinal() - 1)
-        return f"{year:04d}-{month:02d}-01", last.isoformat()
-    return date(year, month, int(parts[2])).isoformat(), date(year, month, int(parts[2])).isoformat()
+    first, after = period_days(period)
+    return first.isoformat(), (after - timedelta(days=1)).isoformat()

@@ -23,8 +23,9 @@ from adapters.http.errors import ApiError
 from adapters.http.execution import build, forbidden, idempotent, json_response, run
 from domain import commands as c
 from domain.base import Role
+from domain.bounds import period_days
 from domain.errors import UnknownReference
-from projections.intake_queries import intake_figures, period_days, possible_duplicates
+from projections.intake_queries import intake_figures, possible_duplicates
 from projections.performance_queries import performance
 from projections.sql import deadletters, make_engine
 from replay.review import BadRules, load_rules, render_csv, render_json, run_review
@@ -243,7 +244,7 @@ def _check_period(period: str) -> None:
     try:
         period_days(period)
     except ValueError as error:
-        raise ApiError(422, "bad_input", f"bad input: period: {error}",
+        raise ApiError(422, "bad_input", f"bad input: {error}",
                        [{"field": "period", "message": str(error)}]) from None  # fmt: skip
 
 

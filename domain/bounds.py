@@ -1,0 +1,72 @@
+"""The bounds every value a client sends must keep, in one place (issue 13).
+
+The command and event models, the queries' periods and moments, the CLI, ``apply``
+and the HTTP API all check against these, so they agree, and the committed schemas
+show them. Pure: no I/O, no pydantic; the models build their types on it.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, date, datetime, timedelta
+
+#: The window every moment must fall in: a governance centre's records start well after 1970 and
+#: the engine will be replaced before 2100. Outside it, date arithmetic overflows (years 1 and 9999)
+#: and no figure means anything.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+#: A period names a year, a month or a day: "2021", "2021-06", "2021-06-01".
+_PERIOD = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+PERIOD_SHAPES = "YYYY, YYYY-MM or YYYY-MM-DD"
+
+#: Characters a free text may carry although they are "control": line breaks and tabs.
+_ALLOWED_CONTROLS = frozenset("\n\t")
+
+
+def moment_problem(moment: datetime) -> str | None:
+    """What is wrong with a moment, or None: it must carry an offset and fall in the window."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return "has no UTC offset"
+    if not EARLIEST <= moment < LATEST:
+        return f"is outside {EARLIEST.year}-01-01 … {LATEST.year - 1}-12-31"
+    return None
+
+
+def period_days(period: str) -> tuple[date, date]:
+    """The local days a period covers, as [first, after last); ValueError naming what is wrong."""
+    match = _PERIOD.match(period)
+    if match is None:
+        msg = f"period {period!r} is not {PERIOD_SHAPES}"
+        raise ValueError(msg)
+    year, month, day = (int(part) if part is not None else None for part in match.groups())
+    assert year is not None  # the pattern always captures a year
+    if not EARLIEST.year <= year < LATEST.year:
+        msg = f"period {period!r} is outside {EARLIEST.year} … {LATEST.year - 1}"
+        raise ValueError(msg)
+    try:
+        first = date(year, month or 1, day or 1)
+    except ValueError:
+        msg = f"period {period!r} is not a real {'day' if day else 'month'}"
+        raise ValueError(msg) from None
+    if month is None:
+        return first, date(year + 1, 1, 1)
+    if day is not None:
+        return first, first + timedelta(days=1)
+    return first, date(year + month // 12, month % 12 + 1, 1)
+
+
+def text_problem(text: str, *, multiline: bool = True) -> str | None:
+    """What makes a text unfit to store and show, or None.
+
+    A lone surrogate cannot be encoded as UTF-8 (the store, JSON and XML all refuse it);
+    a control character breaks XML listings and terminals. Line breaks and tabs are
+    allowed in multi-line free texts only.
+    """
+    for index, character in enumerate(text):
+        if "\ud800" <= character <= "\udfff":
+            return f"has a lone surrogate (U+{ord(character):04X}) at character {index + 1}"
+        if unicodedata.category(character) == "Cc" and not (multiline and character in _ALLOWED_CONTROLS):
+            return f"has a control character (U+{ord(character):04X}) at character {index + 1}"
+    return None
