@@ -23,6 +23,8 @@ PERIOD_SHAPES = "YYYY, YYYY-MM or YYYY-MM-DD"
 
 #: Characters a free text may carry although they are "control": line breaks and tabs.
 _ALLOWED_CONTROLS = frozenset("\n\t")
+#: Every control character (Unicode category Cc) and every surrogate: where text_problem must look closer.
+_SUSPECT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 # -- how long a text or a list may be, how large a number (docs/input-bounds.md says why each) --------------
 
@@ -109,6 +111,8 @@ def text_problem(text: str, *, multiline: bool = True) -> str | None:
     a control character breaks XML listings and terminals. Line breaks and tabs are
     allowed in multi-line free texts only.
     """
+    if _SUSPECT.search(text) is None:  # the common case, without a step per character
+        return None
     for index, character in enumerate(text):
         if "\ud800" <= character <= "\udfff":
             return f"has a lone surrogate (U+{ord(character):04X}) at character {index + 1}"
