@@ -185,3 +185,18 @@ def test_open311_answers_400_for_a_control_character_in_an_address_and_its_listi
         listing = client.get("/open311/v2/requests.xml")
     assert listing.status_code == 200
     ET.fromstring(listing.content)  # parses: no control character reached the public listing
+
+
+@pytest.mark.parametrize("path", ["/api/v1/cases", "/api/v1/cases/SN-20210601-000001/note"])
+def test_a_lone_surrogate_sent_as_a_json_escape_is_422_naming_the_field_not_a_500(api: Api, path: str) -> None:
+    escaped = {**BODY, "description": "half \\ud800 an emoji"} if path.endswith("/cases") else {"note": "\\udfff"}
+    field = "description" if path.endswith("/cases") else "note"
+    raw = json.dumps(escaped, ensure_ascii=False).replace("\\\\u", "\\u").encode()  # the escape, not the character
+    before = api.events()
+    with api.client("operator" if field == "description" else "dispatcher") as client:
+        response = client.post(path, content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    fields = response.json()["error"]["fields"]
+    problems = {problem["field"].removeprefix("body."): problem["message"] for problem in fields}
+    assert "lone surrogate" in problems[field]
+    assert api.events() == before
