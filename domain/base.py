@@ -11,7 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import (
@@ -21,22 +21,20 @@ from eventsourcing.domain import (
     CanInitAggregate,
     CanMutateAggregate,
 )
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
+
+from domain.bounded import STORED, Code, UtcDatetime, as_utc
+
+if TYPE_CHECKING:
+    from pydantic.config import ExtraValues
+
+__all__ = [
+    "GRIDCASE_NAMESPACE", "RECORDING_CLOCK", "ActorRef", "Aggregate", "Code", "DomainEvent", "Role", "UtcDatetime",
+    "as_utc", "id_for", "upcast_state",
+]  # fmt: skip
 
 #: Namespace for ids derived from human-readable codes (case numbers, grid codes…).
 GRIDCASE_NAMESPACE = UUID("6c1f0d8e-3a8b-5d7e-9a51-2f0b7c4e9d10")
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Normalise an aware datetime to UTC for comparisons and storage."""
-    return moment.astimezone(UTC)
-
-
-#: An aware moment, stored in UTC so every copy of an event reads the same.
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(as_utc)]
-
-Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
 def id_for(kind: str, code: str) -> UUID:
@@ -83,6 +81,29 @@ class DomainEvent(BaseModel):
     #: ``recorded_at``: set by the library when the command decided the event, just before it is written.
     #: Store order is the notification position; this clock can trail it by the length of one write.
     timestamp: datetime
+
+    @classmethod
+    def model_validate(
+        cls,
+        obj: Any,
+        *,
+        strict: bool | None = None,
+        extra: ExtraValues | None = None,
+        from_attributes: bool | None = None,
+        context: Any | None = None,
+        by_alias: bool | None = None,
+        by_name: bool | None = None,
+    ) -> Self:
+        """Read back an event already stored or published: the bounds of input (domain.bounded) are not checked.
+
+        An event written before a bound existed must still load. An aggregate deciding an event constructs
+        it (``Event(...)``), which checks every bound.
+        """
+        stored = {**context, STORED: True} if isinstance(context, dict) else {STORED: True}
+        return super().model_validate(
+            obj, strict=strict, extra=extra, from_attributes=from_attributes, context=stored, by_alias=by_alias,
+            by_name=by_name,
+        )  # fmt: skip
 
 
 #: Where ``recorded_at`` comes from. The engine's own clock in production; a simulation or a

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from eventsourcing.domain import event
 
+from domain import bounds
 from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc
+from domain.bounded import Bound, Description, Evidence, LongText, Reason, SuspendedSeconds
 from domain.case_guards import CaseGuards
 from domain.case_values import (
     CALLBACK,
@@ -57,7 +59,7 @@ class Case(CaseGuards, Aggregate):
         community: Code
         street: Code
         location: Location
-        description: str
+        description: Description
         reporter: ReporterContact | None = None
         urgency: Urgency
         patrol_id: Code | None = None
@@ -70,7 +72,7 @@ class Case(CaseGuards, Aggregate):
     class CaseRejected(Aggregate.Event):
         """The centre declines the case."""
 
-        reason: str
+        reason: Reason
 
     class DuplicateMerged(Aggregate.Event):
         """The case is a duplicate; its number now resolves to the master case."""
@@ -84,8 +86,8 @@ class Case(CaseGuards, Aggregate):
         level: Level
         sign_by: UtcDatetime
         resolve_by: UtcDatetime
-        sla_policy_version: int
-        calendar_version: int
+        sla_policy_version: Annotated[int, Bound(ge=0, le=bounds.VERSION_MAX)]
+        calendar_version: Annotated[int, Bound(ge=0, le=bounds.VERSION_MAX)]
 
     class DispatchSigned(Aggregate.Event):
         """The handler takes the case on (签收)."""
@@ -93,41 +95,41 @@ class Case(CaseGuards, Aggregate):
     class DispatchReturned(Aggregate.Event):
         """The handler sends the case back: not theirs (退单)."""
 
-        reason: str
+        reason: Reason
 
     class CaseEscalated(Aggregate.Event):
         """The case moves up a level and goes back to the centre to be dispatched again."""
 
         from_level: Level
         to_level: Level
-        reason: str
+        reason: Reason
 
     class DeadlineExtended(Aggregate.Event):
         """The resolve-by deadline is moved later."""
 
         resolve_by: UtcDatetime
-        reason: str
+        reason: Reason
 
     class CaseSuspended(Aggregate.Event):
         """Work is parked (缓办); the SLA clock stops."""
 
-        reason: str
+        reason: Reason
 
     class CaseResumed(Aggregate.Event):
         """Work restarts; the SLA clock runs again."""
 
-        suspended_seconds: int
+        suspended_seconds: SuspendedSeconds
 
     class ProgressNoted(Aggregate.Event):
         """Someone on the case writes down what happened."""
 
-        note: str
+        note: LongText
 
     class CaseResolved(Aggregate.Event):
         """The handler says it is fixed."""
 
-        result: str
-        evidence: tuple[str, ...] = ()
+        result: LongText
+        evidence: Evidence = ()
 
     class ResolutionVerified(Aggregate.Event):
         """A grid worker checked on site: it is fixed."""
@@ -135,7 +137,7 @@ class Case(CaseGuards, Aggregate):
     class ResolutionRejected(Aggregate.Event):
         """A grid worker checked on site: it is not fixed (返工)."""
 
-        reason: str
+        reason: Reason
 
     class CaseClosed(Aggregate.Event):
         """The centre closes the case."""
@@ -149,7 +151,7 @@ class Case(CaseGuards, Aggregate):
     class CaseReopened(Aggregate.Event):
         """A closed case comes back to the centre."""
 
-        reason: str
+        reason: Reason
 
     # -- creation -------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 
 from domain.base import ActorRef, Code, Role, id_for
+from domain.bounded import Address, IdNumber, Phone, ReporterName
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -133,7 +134,7 @@ class Location(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    address: Annotated[str, StringConstraints(max_length=500)] | None = None
+    address: Address | None = None
     lat: Annotated[float, Field(ge=-90, le=90)] | None = None
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
 
@@ -143,9 +144,9 @@ class ReporterContact(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: Annotated[str, StringConstraints(max_length=100)] | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
-    id_number: Annotated[str, StringConstraints(max_length=40)] | None = None
+    name: ReporterName | None = None
+    phone: Phone | None = None
+    id_number: IdNumber | None = None
 
 
 DISPATCHERS = frozenset({Role.DISPATCHER, Role.ADMIN})

@@ -7,18 +7,31 @@ happened (``occurred_at``); left out, it means now.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from domain.base import ActorRef, Code
+from domain.bounded import (
+    Bound,
+    CalendarDays,
+    Day,
+    Description,
+    Distance,
+    Evidence,
+    LongText,
+    Moment,
+    Notes,
+    Reason,
+    Version,
+)
+from domain.bounds import SLA_RULES_MAX
 from domain.case import Channel, HandlerRef, Level, Location, ReporterContact, Satisfaction, Urgency
 from domain.patrol import CheckpointKind
 from domain.registry import Count, GridKind, Name, OrgKind, WorkerKind
 from domain.sla import SlaClass, SlaRule
 
-CaseNumber = Annotated[str, Field(pattern=r"^[A-Z]{2,6}-\d{8}-\d{6}$", examples=["SN-20211231-000123"])]
+CaseNumber = Annotated[str, Field(pattern=r"^[A-Z]{2,6}-[0-9]{8}-[0-9]{6}$", examples=["SN-20211231-000123"])]
 
 
 class Command(BaseModel):
@@ -29,7 +42,7 @@ class Command(BaseModel):
     #: The command's name, ``group.name``; each command class fixes it to one literal.
     command: str
     actor: ActorRef
-    at: AwareDatetime | None = None
+    at: Moment | None = None
 
 
 class CaseCommand(Command):
@@ -39,15 +52,14 @@ class CaseCommand(Command):
 
 
 class ReportCase(Command):
-    """Register a complaint or finding under a new case number (number given only by migrations)."""
+    """Register a complaint or finding under a new case number; the engine issues the number."""
 
     command: Literal["case.report"] = "case.report"
-    case_number: CaseNumber | None = None
     channel: Channel
     category: Code
     grid: Code
     location: Location = Location()
-    description: str
+    description: Description
     reporter: ReporterContact | None = None
     urgency: Urgency = Urgency.NORMAL
 
@@ -63,7 +75,7 @@ class RejectCase(CaseCommand):
     """Decline the case, saying why."""
 
     command: Literal["case.reject"] = "case.reject"
-    reason: str
+    reason: Reason
 
 
 class MergeDuplicate(CaseCommand):
@@ -90,7 +102,7 @@ class ReturnDispatch(CaseCommand):
     """The handler sends the case back: not theirs."""
 
     command: Literal["case.return"] = "case.return"
-    reason: str
+    reason: Reason
 
 
 class EscalateCase(CaseCommand):
@@ -98,22 +110,22 @@ class EscalateCase(CaseCommand):
 
     command: Literal["case.escalate"] = "case.escalate"
     to_level: Level
-    reason: str
+    reason: Reason
 
 
 class ExtendDeadline(CaseCommand):
     """Move the resolve-by deadline later."""
 
     command: Literal["case.extend"] = "case.extend"
-    resolve_by: AwareDatetime
-    reason: str
+    resolve_by: Moment
+    reason: Reason
 
 
 class SuspendCase(CaseCommand):
     """Park the case; the SLA clock stops."""
 
     command: Literal["case.suspend"] = "case.suspend"
-    reason: str
+    reason: Reason
 
 
 class ResumeCase(CaseCommand):
@@ -126,15 +138,15 @@ class NoteProgress(CaseCommand):
     """Write down progress."""
 
     command: Literal["case.note"] = "case.note"
-    note: str
+    note: LongText
 
 
 class ResolveCase(CaseCommand):
     """The handler reports it fixed."""
 
     command: Literal["case.resolve"] = "case.resolve"
-    result: str
-    evidence: tuple[str, ...] = ()
+    result: LongText
+    evidence: Evidence = ()
 
 
 class VerifyResolution(CaseCommand):
@@ -147,7 +159,7 @@ class RejectResolution(CaseCommand):
     """A grid worker finds on site that it is not fixed."""
 
     command: Literal["case.reject-resolution"] = "case.reject-resolution"
-    reason: str
+    reason: Reason
 
 
 class CloseCase(CaseCommand):
@@ -168,7 +180,7 @@ class ReopenCase(CaseCommand):
     """Bring a closed case back."""
 
     command: Literal["case.reopen"] = "case.reopen"
-    reason: str
+    reason: Reason
 
 
 class StartPatrol(Command):
@@ -191,7 +203,7 @@ class LogCheckpoint(PatrolCommand):
     command: Literal["patrol.checkpoint"] = "patrol.checkpoint"
     kind: CheckpointKind
     target: Code
-    notes: str = ""
+    notes: Notes = ""
     elderly_visit: bool = False
 
 
@@ -199,7 +211,7 @@ class EndPatrol(PatrolCommand):
     """End the patrol."""
 
     command: Literal["patrol.end"] = "patrol.end"
-    distance_m: Annotated[int, Field(ge=0)] = 0
+    distance_m: Distance = 0
 
 
 class ReportHazard(PatrolCommand):
@@ -208,7 +220,7 @@ class ReportHazard(PatrolCommand):
     command: Literal["patrol.hazard"] = "patrol.hazard"
     category: Code
     location: Location = Location()
-    description: str
+    description: Description
     urgency: Urgency = Urgency.NORMAL
 
 
@@ -261,7 +273,7 @@ class AssignWorker(Command):
     command: Literal["registry.assign"] = "registry.assign"
     worker: Code
     grid: Code
-    start: date
+    start: Day
 
 
 class UnassignWorker(Command):
@@ -270,7 +282,7 @@ class UnassignWorker(Command):
     command: Literal["registry.unassign"] = "registry.unassign"
     worker: Code
     grid: Code
-    end: date
+    end: Day
 
 
 class DefineCategory(Command):
@@ -291,17 +303,17 @@ class PublishSlaPolicy(Command):
     """Publish the next version of the SLA policy."""
 
     command: Literal["registry.sla-policy"] = "registry.sla-policy"
-    version: Annotated[int, Field(ge=1)]
-    rules: tuple[SlaRule, ...]
+    version: Version
+    rules: Annotated[tuple[SlaRule, ...], Bound(max_items=SLA_RULES_MAX)]
 
 
 class PublishCalendar(Command):
     """Publish the next version of the holiday calendar."""
 
     command: Literal["registry.calendar"] = "registry.calendar"
-    version: Annotated[int, Field(ge=1)]
-    holidays: tuple[date, ...] = ()
-    workdays: tuple[date, ...] = ()
+    version: Version
+    holidays: CalendarDays = ()
+    workdays: CalendarDays = ()
 
 
 AnyCommand = Annotated[

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING
 
 from eventsourcing.domain import event
-from pydantic import Field, StringConstraints
 
 from domain.base import ActorRef, Aggregate, Code, Role, as_utc, id_for
+from domain.bounded import Checkpoints, Distance, Notes, PatrolSeconds
+from domain.bounds import CHECKPOINTS_MAX, PATROL_SECONDS_MAX
 from domain.errors import CommandRefused
 
 if TYPE_CHECKING:
@@ -35,9 +36,6 @@ def patrol_id(patrol_number: str) -> UUID:
     return id_for("patrol", patrol_number)
 
 
-Notes = Annotated[str, StringConstraints(strip_whitespace=True, max_length=4000)]
-
-
 class Patrol(Aggregate):
     """A grid worker's walk through their grid (巡查), with its checkpoints."""
 
@@ -61,9 +59,9 @@ class Patrol(Aggregate):
     class PatrolEnded(Aggregate.Event):
         """The walk is over: how long it took and how far it went."""
 
-        duration_seconds: Annotated[int, Field(ge=0)]
-        distance_m: Annotated[int, Field(ge=0)]
-        checkpoints: Annotated[int, Field(ge=0)]
+        duration_seconds: PatrolSeconds
+        distance_m: Distance
+        checkpoints: Checkpoints
 
     @classmethod
     def start(
@@ -172,6 +170,12 @@ class Patrol(Aggregate):
                 rule="ElderlyVisitIsAHouseholdVisit",
                 reason="an elderly visit must be a household visit",
             )
+        if self.checkpoints >= CHECKPOINTS_MAX:
+            raise self._refuse(
+                "patrol-checkpoint",
+                "PatrolHasAtMostSoManyCheckpoints",
+                f"the patrol already has {self.checkpoints:,} checkpoints, the most one patrol may log",
+            )
         self._checkpoint(
             kind=kind, target=target, notes=notes, elderly_visit=elderly_visit, actor=actor, occurred_at=at
         )
@@ -187,6 +191,13 @@ class Patrol(Aggregate):
         """End the patrol; its duration is the time since it started."""
         self._check("patrol-end", actor, at)
         duration = int((as_utc(at) - as_utc(self.started_at)).total_seconds())
+        if duration > PATROL_SECONDS_MAX:
+            raise self._refuse(
+                "patrol-end",
+                "PatrolLastsAtMostAYear",
+                f"it would have lasted {duration // 86400:,} days (started {self.started_at.isoformat()}); "
+                f"a patrol lasts at most {PATROL_SECONDS_MAX // 86400} days",
+            )
         self._ended(
             duration_seconds=duration, distance_m=distance_m, checkpoints=self.checkpoints, actor=actor, occurred_at=at
         )

@@ -11,9 +11,10 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Annotated
 
 from eventsourcing.domain import event
-from pydantic import Field
 
 from domain.base import ActorRef, Aggregate, Code, id_for
+from domain.bounded import Bound, CalendarDays, Day, Version
+from domain.bounds import SLA_RULES_MAX
 from domain.errors import CommandRefused
 from domain.registry_values import PARENT_KIND, REGISTRARS, Count, GridKind, Name, OrgKind, WorkerKind
 from domain.sla import SlaClass, SlaRule, WorkingCalendar
@@ -200,13 +201,13 @@ class Worker(Aggregate):
         """A worker starts working a grid."""
 
         grid: Code
-        start: date
+        start: Day
 
     class WorkerAssignmentEnded(Aggregate.Event):
         """A worker stops working a grid."""
 
         grid: Code
-        end: date
+        end: Day
 
     @classmethod
     def register(
@@ -364,8 +365,8 @@ class SlaPolicy(Aggregate):
     class SlaPolicyPublished(Aggregate.Event):
         """A new version of the SLA policy comes into force."""
 
-        version: Annotated[int, Field(ge=1)]
-        rules: tuple[SlaRule, ...]
+        version: Version
+        rules: Annotated[tuple[SlaRule, ...], Bound(max_items=SLA_RULES_MAX)]
 
     class SlaPolicyStarted(Aggregate.Created):
         """The policy's history begins."""
@@ -422,9 +423,9 @@ class HolidayCalendar(Aggregate):
     class CalendarPublished(Aggregate.Event):
         """A new version of the calendar comes into force."""
 
-        version: Annotated[int, Field(ge=1)]
-        holidays: tuple[date, ...]
-        workdays: tuple[date, ...]
+        version: Version
+        holidays: CalendarDays
+        workdays: CalendarDays
 
     @classmethod
     def start(cls, actor: ActorRef, at: datetime) -> HolidayCalendar:

@@ -6,14 +6,11 @@ Beside ``domain.registry``, which re-exports every name; its events stay nested 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
-
-from pydantic import Field, StringConstraints
 
 from domain.base import Role
+from domain.bounded import Count, Name
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Count = Annotated[int, Field(ge=0, le=10_000_000)]
+__all__ = ["PARENT_KIND", "REGISTRARS", "Count", "GridKind", "Name", "OrgKind", "WorkerKind"]
 
 REGISTRARS = frozenset({Role.ADMIN, Role.SYSTEM})
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from domain import commands as c
+from domain.base import Role
 from domain.case import Case, CaseState, Channel, HandlerKind, case_id
 from domain.errors import AlreadyExists, CommandRefused, UnknownReference
+from domain.numbers import old_number_problem
 from domain.registry import (
     CALENDAR_ID,
     SLA_POLICY_ID,
@@ -18,7 +20,7 @@ from domain.registry import (
     worker_id,
 )
 from domain.sla import WorkingCalendar, add_duration, rule_for
-from service.errors import ConcurrentChange
+from service.errors import BadInput, ConcurrentChange
 from service.handling import Handlers, Handling, Result
 
 if TYPE_CHECKING:
@@ -33,9 +35,13 @@ def load_case(handling: Handling, number: str, command: str) -> Case:
     return handling.load(Case, case_id(number), "case", number, command)
 
 
+#: Who may keep a case's old number (a migration from an older system): never intake.
+MIGRATORS = frozenset({Role.SYSTEM, Role.ADMIN})
+
+
 def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channel: Channel, grid_code: str,
-           patrol_number: str | None, at: datetime | None = None) -> Result:  # fmt: skip
-    """File a new case under the next number of its day (or the number an import gives)."""
+           patrol_number: str | None, at: datetime | None = None, given: str | None = None) -> Result:  # fmt: skip
+    """File a new case under the next number of its day (or, ``given``, the old number a migration keeps)."""
     at = at or handling.when(command)
     handling.check_works_grid(
         command.actor, grid_code, at, subject=f"a case in grid {grid_code}", state="new", command=command.command
@@ -60,7 +66,6 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
             at=at,
         )
 
-    given = getattr(command, "case_number", None)
     if given is not None:
         if handling.work.exists(case_id(given)):
             raise AlreadyExists("case", given, command=command.command)
@@ -78,6 +83,29 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
 @handlers.of(c.ReportCase)
 def _report(handling: Handling, command: c.ReportCase) -> Result:
     return report(handling, command, channel=command.channel, grid_code=command.grid, patrol_number=None)
+
+
+def migrate(handling: Handling, command: c.ReportCase, case_number: str) -> Result:
+    """File a case an older system numbered under its old number (a migration, not intake; docs/decisions.md).
+
+    Only the ``system`` or ``admin`` role (OnlyAMigrationKeepsAnOldNumber); the number must be one this engine
+    could have issued (the district's prefix, a real day in the window, a sequence from 000001) and unused.
+    """
+    if command.actor.role not in MIGRATORS:
+        raise CommandRefused(
+            subject=f"case {case_number}",
+            state="new",
+            command="migrate",
+            rule="OnlyAMigrationKeepsAnOldNumber",
+            reason=f"role {command.actor.role.value} may not keep an old case number; intake gets the next number",
+        )
+    problem = old_number_problem(case_number, handling.case_prefix)
+    if problem is not None:
+        msg = f"case_number: {problem}"
+        raise BadInput(msg)
+    return report(
+        handling, command, channel=command.channel, grid_code=command.grid, patrol_number=None, given=case_number
+    )
 
 
 def on_case(handling: Handling, command: c.CaseCommand, act: Callable[[Case, datetime], None]) -> Result:

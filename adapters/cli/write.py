@@ -114,7 +114,6 @@ def case_report(
     reporter_name: Annotated[str | None, typer.Option(help="Personal data: never shown publicly")] = None,
     reporter_phone: Annotated[str | None, typer.Option(help="Personal data")] = None,
     reporter_id_number: Annotated[str | None, typer.Option(help="Personal data")] = None,
-    case_number: Annotated[str | None, typer.Option(help="Only for migrations: keep an existing number")] = None,
     actor: ActorOpt = None,
     role: RoleOpt = None,
     unit: UnitOpt = None,
@@ -132,8 +131,6 @@ def case_report(
         "location": {"address": address, "lat": lat, "lon": lon},
         "reporter": reporter if any(reporter.values()) else None,
     }
-    if case_number:
-        fields["case_number"] = case_number
     _run("case.report", fields, actor, role, unit, at, as_json)
 
 
