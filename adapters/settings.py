@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     relay_lease_seconds: float = Field(
         default=15.0, ge=1, le=600, description="One relay per store: a killed relay's lease lapses after this long"
     )
+    kafka_max_message_bytes: int = Field(
+        default=1_048_576,
+        ge=10_000,
+        le=1_073_741_824,
+        description="The largest message the Kafka brokers take (their message.max.bytes); the relay dead-letters "
+        "a larger one",
+    )
     read_database_url: str = Field(
         default="", description="Where the read models live; empty: the same database as the event store"
     )
