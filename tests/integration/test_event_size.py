@@ -7,6 +7,8 @@ field bounds (domain/) are another line of defence; this one is for the sum.
 
 from __future__ import annotations
 
+import os
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
@@ -18,7 +20,8 @@ from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay, message_bytes
 from adapters.settings import Settings
 from service import BadInput
-from tests.support import OPERATOR, make_app, report, run, seed_small_district
+from tests.integration.kafka.support import GRIDCASE
+from tests.support import CATEGORY, GRID, OPERATOR, make_app, report, run, seed_small_district
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -105,3 +108,24 @@ def test_the_limit_comes_from_the_environment_and_must_fit_on_kafka(monkeypatch:
     monkeypatch.setenv("GRIDCASE_MAX_EVENT_BYTES", "2000000")
     with pytest.raises(BadSettings, match=r"GRIDCASE_MAX_EVENT_BYTES .* must not exceed GRIDCASE_KAFKA_MAX_MESSAGE"):
         settings_from_environment(configure_logs=False)
+
+
+def test_the_cli_refuses_it_in_one_line_with_exit_2(sqlite_url: str) -> None:
+    app = make_app(Settings(database_url=sqlite_url))
+    seed_small_district(app)
+    before = _stored(app)
+    app.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env |= {"GRIDCASE_DATABASE_URL": sqlite_url, "GRIDCASE_MAX_EVENT_BYTES": str(LIMIT)}
+    result = subprocess.run(
+        [str(GRIDCASE), "case", "report", "--channel", "hotline", "--category", CATEGORY, "--grid", GRID,
+         "--description", LONG, "--actor", OPERATOR["id"], "--role", OPERATOR["role"]],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("bad input: case.report: the event CaseReported would be ")
+    assert line.endswith("; the limit is 10 KB")
+    app = make_app(Settings(database_url=sqlite_url))
+    assert _stored(app) == before, "nothing written"
+    app.close()
