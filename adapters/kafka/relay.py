@@ -73,7 +73,8 @@ LEASE = "relay"
 #: Kafka's default limit on one message (the broker's ``message.max.bytes``, the producer's ``max.request.size``).
 KAFKA_MAX_MESSAGE_BYTES = 1_048_576
 #: Non-retriable errors that are not about the message: the relay stops on them (exit 5) instead of setting
-#: every message aside (credentials, fencing, the producer's own state, a broker that cannot do what we ask).
+#: every message aside (credentials, fencing, the producer's own state, a broker that cannot do what we ask,
+#: a setting of ours it does not support, an error it does not explain).
 _NOT_THE_MESSAGE: tuple[type[KafkaError], ...] = (
     kafka_errors.AuthorizationError,
     kafka_errors.SaslAuthenticationFailedError,
@@ -91,6 +92,18 @@ _NOT_THE_MESSAGE: tuple[type[KafkaError], ...] = (
     kafka_errors.TransactionAbortedError,
     kafka_errors.InvalidRequiredAcksError,
     kafka_errors.InvalidTopicError,
+    kafka_errors.InvalidRequestError,
+    kafka_errors.InvalidConfigurationError,
+    kafka_errors.PolicyViolationError,
+    kafka_errors.SecurityDisabledError,
+    kafka_errors.TransactionCoordinatorFencedError,
+    kafka_errors.UnsupportedCodecError,
+    kafka_errors.UnsupportedCompressionTypeError,
+    kafka_errors.UnsupportedForMessageFormatError,
+    kafka_errors.BrokerNotAvailableError,
+    kafka_errors.UnknownBrokerIdError,
+    kafka_errors.QuotaViolationError,
+    kafka_errors.KafkaProtocolError,
     kafka_errors.UnknownError,
 )
 
