@@ -13,16 +13,20 @@ from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
+from kafka import TopicPartition
 from kafka import errors as kafka_errors
+from kafka.producer.future import FutureProduceResult, FutureRecordMetadata
 
 from adapters.kafka.published import DEADLETTER_TOPIC
-from adapters.kafka.relay import refused_for_good
+from adapters.kafka.relay import Relay, kafka_config, refused_for_good
 from domain.case import case_id
 from tests.conftest import make_settings
 from tests.integration.kafka.support import Engine, headers, topic_messages
 from tests.support import make_app, report, seed_small_district
 
 if TYPE_CHECKING:
+    from kafka import KafkaProducer
+
     from tests.support import App
 
 pytestmark = pytest.mark.slow
@@ -172,3 +176,63 @@ def test_only_a_refusal_of_the_message_itself_is_dead_lettered(error: BaseExcept
     # Retriable errors stop the relay (a restart sends again); so do permanent ones about the cluster or the
     # producer, which would otherwise send every event to the dead-letter topic.
     assert refused_for_good(error) is for_good
+
+
+class _RefusingBroker:
+    """The relay's real producer, refusing one position as a broker with a lower message.max.bytes would.
+
+    Tansu, the test broker, enforces no message limit at all, so this stands in for a broker's refusal arriving
+    after the send: the refused message's future fails with MessageSizeTooLargeError, and, as kafka-python does
+    once its idempotent producer has failed, every later send of the same producer fails too.
+    """
+
+    def __init__(self, real: KafkaProducer, refused: int) -> None:
+        self.real, self.refused, self.failed = real, refused, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def send(self, topic: str, **message: Any) -> Any:
+        position = int(dict(message.get("headers") or ()).get("gridcase_position", b"0"))
+        if topic != DEADLETTER_TOPIC and (position == self.refused or self.failed):
+            self.failed = True
+            error = kafka_errors.MessageSizeTooLargeError("over message.max.bytes") if position == self.refused else (
+                kafka_errors.IllegalStateError("the producer failed earlier"))  # fmt: skip
+            result = FutureProduceResult(TopicPartition(topic, message.get("partition") or 0))
+            return FutureRecordMetadata(result, -1, None, None, 0, 0, 0).failure(error)
+        return self.real.send(topic, **message)
+
+
+def test_a_refusal_after_sending_sets_aside_exactly_that_message(sqlite_url: str, broker: str) -> None:
+    app = make_app(make_settings(sqlite_url))
+    seed_small_district(app)
+    for _ in range(6):
+        report(app)
+    notifications = app.reader.read(0, 10_000)
+    refused = notifications[-3].id
+
+    class Relay_(Relay):  # noqa: N801 - the relay, over the refusing broker
+        def _new_producer(self) -> Any:
+            return _RefusingBroker(super()._new_producer(), refused)
+
+    relay = Relay_(app.reader.read, app.reader.first_event, kafka_config(broker, "test"), partitions=4)
+    relay.start()
+    try:
+        stats = relay.run_once()
+    finally:
+        relay.close()
+    assert (stats.published, stats.deadlettered, stats.deadlettered_positions) == (len(notifications) - 1, 1, [refused])
+    _assert_in_order(_published(broker), [n.id for n in notifications if n.id != refused])
+    [letter] = topic_messages(broker, DEADLETTER_TOPIC)
+    assert int(headers(letter)["gridcase_position"]) == refused
+    assert "MessageSizeTooLargeError" in headers(letter)["gridcase_error"]
+    assert json.loads(letter.value)["originator_version"] == 1, "small enough: the message itself"
+
+    again = Relay(app.reader.read, app.reader.first_event, kafka_config(broker, "test"), partitions=4)
+    again.start()
+    try:
+        second = again.run_once()
+        assert (second.published, second.deadlettered) == (0, 0), "a second run re-sends nothing"
+    finally:
+        again.close()
+    app.close()
