@@ -19,7 +19,9 @@ from adapters.kafka.message import dead_letter_headers
 from adapters.kafka.published import split_topic
 from adapters.kafka.relay import Relay, message_bytes
 from adapters.settings import Settings
+from domain.case import case_id
 from service import BadInput
+from service.unit_of_work import ENVELOPE_MARGIN, published_size
 from tests.integration.kafka.support import GRIDCASE
 from tests.support import CATEGORY, GRID, OPERATOR, make_app, report, run, seed_small_district
 
@@ -129,3 +131,10 @@ def test_the_cli_refuses_it_in_one_line_with_exit_2(sqlite_url: str) -> None:
     app = make_app(Settings(database_url=sqlite_url))
     assert _stored(app) == before, "nothing written"
     app.close()
+
+
+def test_the_guard_measures_the_json_the_store_writes(small_limit: App) -> None:
+    number = report(small_limit, description='井盖缺失 "quoted" \\ backslash ' + "井" * 100)
+    [event] = small_limit.store.events_of(case_id(number))
+    [stored] = small_limit.store.recorder.select_events(case_id(number))
+    assert published_size(event) == len(stored.state) + ENVELOPE_MARGIN
