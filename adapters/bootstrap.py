@@ -81,7 +81,7 @@ class Engine:
 
     @cached_property
     def service(self) -> Service:
-        """The application service over the store, given the district's zone and number prefixes."""
+        """The application service over the store, given the district's zone, number prefixes and event limit."""
         settings = self.settings
         return Service(
             self.store,
@@ -89,6 +89,7 @@ class Engine:
             case_prefix=settings.case_prefix,
             patrol_prefix=settings.patrol_prefix,
             clock=self._clock,
+            max_event_bytes=settings.max_event_bytes,
         )
 
     @cached_property

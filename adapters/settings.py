@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,20 @@ class Settings(BaseSettings):
     kafka_client_id: str = Field(default="gridcase", min_length=1, description="Client id the Kafka clients give")
     relay_lease_seconds: float = Field(
         default=15.0, ge=1, le=600, description="One relay per store: a killed relay's lease lapses after this long"
+    )
+    kafka_max_message_bytes: int = Field(
+        default=1_048_576,
+        ge=10_000,
+        le=1_073_741_824,
+        description="The largest message the Kafka brokers take (their message.max.bytes); the relay dead-letters "
+        "a larger one",
+    )
+    max_event_bytes: int = Field(
+        default=900_000,
+        ge=10_000,
+        le=1_073_741_824,
+        description="The largest event the engine stores, as it will be published (stored JSON plus the envelope "
+        "margin); a command whose event would be larger is refused",
     )
     read_database_url: str = Field(
         default="", description="Where the read models live; empty: the same database as the event store"
@@ -54,6 +68,15 @@ class Settings(BaseSettings):
             msg = f"{name} must start with sqlite:// or postgresql://, got {value!r}"
             raise ValueError(msg)
         return value
+
+    @model_validator(mode="after")
+    def _events_fit_on_kafka(self) -> Settings:
+        if self.max_event_bytes > self.kafka_max_message_bytes:
+            msg = (f"GRIDCASE_MAX_EVENT_BYTES ({self.max_event_bytes}) must not exceed "
+                   f"GRIDCASE_KAFKA_MAX_MESSAGE_BYTES ({self.kafka_max_message_bytes}): "
+                   "a stored event must fit in one Kafka message")  # fmt: skip
+            raise ValueError(msg)
+        return self
 
     @property
     def read_url(self) -> str:

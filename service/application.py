@@ -21,7 +21,7 @@ from service import cases, patrols, registry
 from service.errors import BadInput
 from service.handling import Handlers, Handling, Result
 from service.numbers import NumberIssuer
-from service.unit_of_work import UnitOfWork
+from service.unit_of_work import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, UnitOfWork
 from service.views import CaseView, history_rows
 
 if TYPE_CHECKING:
@@ -41,9 +41,10 @@ class Service:
     """Carries out commands against the event store and answers what the write side knows."""
 
     def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
-                 clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
+                 clock: Callable[[], datetime] | None = None,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:  # fmt: skip
         self.tz = tz
-        self.work = UnitOfWork(store)
+        self.work = UnitOfWork(store, max_event_bytes=max_event_bytes)
         self.numbers = NumberIssuer(self.work)
         self._handling = Handling(
             self.work, self.numbers, tz, case_prefix, patrol_prefix, clock or (lambda: datetime.now(UTC))
@@ -70,6 +71,8 @@ class Service:
             result: Result = handler(self._handling, command)
         except ValidationError as error:
             raise out_of_bounds(error) from None
+        except EventTooLarge as error:
+            raise BadInput(f"{command.command}: {error}") from None
         log.info("command", command=command.command, actor=command.actor.id, **result)
         return result
 

@@ -132,8 +132,10 @@ def relay(
     if stats is None:
         return
     run.summary(
-        {"published": stats.published, "skipped": stats.skipped, "position": stats.position,
+        {"published": stats.published, "skipped": stats.skipped, "deadlettered": stats.deadlettered,
+         "deadlettered_positions": stats.deadlettered_positions, "position": stats.position,
          "seconds": round(stats.seconds, 2), "per_topic": stats.per_topic},
         f"relay at position {stats.position}: {stats.published} published, "
-        f"{stats.skipped} already on Kafka ({rate(stats.published, stats.seconds)})",
+        f"{stats.skipped} already on Kafka, {stats.deadlettered} dead-lettered "
+        f"({rate(stats.published, stats.seconds)})",
     )  # fmt: skip

@@ -4,7 +4,10 @@ A message's value is the event's published form (adapters/kafka/published.py); i
 binary mode (``ce_specversion``, ``ce_id`` = aggregate hex id and version, ``ce_source``, ``ce_type``,
 ``ce_time``, ``ce_subject``, ``content-type``) plus the store position ``gridcase_position`` and the recording
 time ``gridcase_recorded_at``. A dead letter is the original message with ``gridcase_error``,
-``gridcase_source`` (``topic/partition/offset``) and ``gridcase_projection`` added.
+``gridcase_source`` (``topic/partition/offset``) and ``gridcase_projection`` added. A stored event the relay cannot
+publish goes there too (:func:`relay_dead_letter`), with ``gridcase_source`` = ``store/<position>`` and
+``gridcase_topic`` (where it belongs); when even that would be too large, a reference without the payload
+(:func:`relay_reference`, ``gridcase_reference: true``).
 """
 
 from __future__ import annotations
@@ -83,6 +86,73 @@ def dead_letter_headers(record: ConsumerRecord, error: str, projection: str) -> 
         ("gridcase_source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         ("gridcase_projection", projection.encode()),
     ]
+
+
+#: ``gridcase_source`` of a dead letter the relay sent: the event's place in the store, not on a topic.
+STORE_SOURCE = "store/"
+
+
+def _relay_headers(position: int, topic: str, reason: str) -> Headers:
+    return [
+        ("gridcase_error", reason.encode()[-4000:]),
+        ("gridcase_source", f"{STORE_SOURCE}{position}".encode()),
+        ("gridcase_topic", topic.encode()),
+    ]
+
+
+def relay_dead_letter(
+    notification: Notification, topic: str, value: bytes, headers: Headers | None, reason: str
+) -> tuple[bytes, Headers]:
+    """A stored event Kafka would not take, as the relay dead-letters it: the message itself and why.
+
+    ``headers`` are the message's own (None when the event could not be encoded: then ``value`` is the stored
+    state as it is, with just enough headers to find the event again).
+    """
+    if headers is None:
+        headers = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", f"{hex_id(notification.originator_id)}-{notification.originator_version}".encode()),
+            (POSITION_HEADER, str(notification.id).encode()),
+        ]
+    return value, [*headers, *_relay_headers(notification.id, topic, reason)]
+
+
+def relay_reference(
+    notification: Notification, topic: str, event_type: str, reason: str, size: int
+) -> tuple[bytes, Headers]:
+    """A dead letter that names the event without carrying it: for an event whose message is itself too large.
+
+    The value is a JSON object: ``position``, ``topic``, ``aggregate`` (hex id), ``originator_version``,
+    ``type``, ``reason`` and ``bytes`` (the size of the message Kafka would not take). The event stays in the
+    store, the system of record; the reference is how to find it there.
+    """
+    aggregate = hex_id(notification.originator_id)
+    value = {
+        "position": notification.id,
+        "topic": topic,
+        "aggregate": aggregate,
+        "originator_version": notification.originator_version,
+        "type": event_type,
+        "reason": reason,
+        "bytes": size,
+    }
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", f"{aggregate}-{notification.originator_version}".encode()),
+        ("content-type", b"application/json"),
+        (POSITION_HEADER, str(notification.id).encode()),
+        *_relay_headers(notification.id, topic, reason),
+        ("gridcase_reference", b"true"),
+    ]
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(), headers
+
+
+def relay_dead_lettered(headers: Sequence[tuple[str, bytes]] | None) -> int | None:
+    """The store position of a dead letter the relay sent, or None for any other message (a projector's)."""
+    source = dict(headers or ()).get("gridcase_source", b"").decode(errors="replace")
+    if not source.startswith(STORE_SOURCE):
+        return None
+    return position_of(headers)
 
 
 class Poison(ValueError):

@@ -5,7 +5,9 @@ every partition of the three event topics from the beginning and merges them by 
 header: within a partition positions only grow (the relay publishes in store order), so the next event in
 store order is always at the head of one partition. It hands out only an unbroken run of positions from 1: if
 a position is missing when every partition has been read to its end (the relay has not published it yet), the
-source ends just before it, so a replay from Kafka stops exactly where the topics are complete.
+source ends just before it, so a replay from Kafka stops exactly where the topics are complete. A position the
+relay dead-lettered (issue 13) will never be on the topics: it is passed over and counted (``set_aside``), as
+the Kafka-fed read models never saw it either.
 
 The events come back in their stored form (the published form without the fields it adds); the reporter's
 contact, which is never published, is absent, and no read model uses it.
@@ -22,6 +24,7 @@ from kafka import TopicPartition
 from adapters.kafka.consumer import reading_consumer
 from adapters.kafka.message import Poison, decode, position_of
 from adapters.kafka.published import TOPICS
+from adapters.kafka.relay import dead_lettered_positions
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,6 +47,9 @@ class KafkaSource:
         self._last = 0
         #: Messages that were not gridcase events (skipped; the Kafka-fed projector dead-letters them).
         self.skipped = 0
+        #: Positions the relay dead-lettered instead of publishing, and how many of them were passed over.
+        self._dead: set[int] = set()
+        self.set_aside = 0
 
     def __call__(self, after: int, limit: int) -> Sequence[Notification]:
         """Up to ``limit`` events after position ``after``, in store order, without gaps."""
@@ -86,9 +92,14 @@ class KafkaSource:
         self._consumer = consumer
         self._heads = {tp: deque() for tp in self._partitions}
         self._last = 0
+        self._dead = dead_lettered_positions(self.config, lambda _position, _ce_id: True)
+        self.set_aside = 0
 
     def _next(self) -> ConsumerRecord | None:
         """The record of position ``_last + 1``, or None when the topics end before it."""
+        while self._last + 1 in self._dead:  # the relay set it aside: it will never be on the topics
+            self._last += 1
+            self.set_aside += 1
         wanted = self._last + 1
         deadline = time.monotonic() + self.wait_seconds
         looked_again = False

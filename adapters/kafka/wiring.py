@@ -40,6 +40,7 @@ def make_relay(settings: Settings, reader: StoreReader, *, batch_size: int = 5_0
         source=f"urn:gridcase:{settings.case_prefix.lower()}",
         lease_engine=make_engine(settings.database_url),
         lease_seconds=settings.relay_lease_seconds,
+        max_message_bytes=settings.kafka_max_message_bytes,
     )
 
 
