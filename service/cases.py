@@ -58,6 +58,7 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
             patrol_id=patrol_number,
             actor=command.actor,
             at=at,
+            external=getattr(command, "external", None),
         )
 
     given = getattr(command, "case_number", None)
@@ -147,6 +148,10 @@ def _dispatch(handling: Handling, command: c.DispatchCase) -> Result:
                 )
         else:
             handling.department(handler.id, command.command)
+        if command.resolve_by is not None:  # decided elsewhere (an import): no policy asked, versions 0
+            case.dispatch(command.actor, handler, sign_by=command.resolve_by, resolve_by=command.resolve_by,
+                          sla_policy_version=0, calendar_version=0, at=at)  # fmt: skip
+            return
         category = handling.load(Category, category_id(case.category), "category", case.category, command.command)
         policy = handling.load(SlaPolicy, SLA_POLICY_ID, "SLA policy", "sla", command.command)
         rule = rule_for(policy.rules, category.sla_class, case.urgency.value)
