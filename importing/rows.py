@@ -342,46 +342,50 @@ class Registry:
 
     def needs(self, request: Request, at: datetime) -> list[c.Command]:
         """The registry commands not yet carried out that this request needs, created at its open time."""
-        p, codes, admin = self.profile, self.codes, self.actors.admin
-        wanted: list[tuple[str, c.Command]] = []
-        wanted.append((f"org:{codes.city}", c.CreateOrgUnit(actor=admin, at=at, code=codes.city, kind=OrgKind.DISTRICT,
-                                                             name=p.city.name)))  # fmt: skip
-        wanted.append((f"worker:{codes.worker}", c.RegisterWorker(
-            actor=admin, at=at, code=codes.worker, name=f"Import of the {p.title}"[:200], kind=WorkerKind.FULL_TIME,
-        )))  # fmt: skip
+        codes = self.codes
         street = codes.street(request.district)
-        name = self.district_name(request.district)
-        wanted += [
-            (f"org:{street}", c.CreateOrgUnit(actor=admin, at=at, code=street, kind=OrgKind.STREET, name=name,
-                                              parent=codes.city)),
-            (f"org:{street}-C", c.CreateOrgUnit(actor=admin, at=at, code=f"{street}-C", kind=OrgKind.COMMUNITY,
-                                                name=name, parent=street)),
-            (f"org:{street}-G", c.CreateOrgUnit(actor=admin, at=at, code=f"{street}-G", kind=OrgKind.GRID, name=name,
-                                                parent=f"{street}-C", grid_kind=GridKind.BASE)),
-            (f"assign:{street}-G", c.AssignWorker(actor=admin, at=at, worker=codes.worker, grid=f"{street}-G",
-                                                  start=SINCE)),
-        ]  # fmt: skip
         department = codes.department(request.agency)
-        wanted.append((f"org:{department}", c.CreateOrgUnit(actor=admin, at=at, code=department,
-                                                            kind=OrgKind.DEPARTMENT, name=request.agency,
-                                                            parent=codes.city)))  # fmt: skip
-        if request.category_code is None:
-            category = codes.category(request.category)
-            wanted.append((f"category:{category}", c.DefineCategory(
-                actor=admin, at=at, code=category, group=codes.city, group_name=p.city.name,
-                group_name_en=p.city.name, name=request.category, name_en=request.category, default_unit="grid",
-                sla_class=p.categories.sla_class,
-            )))  # fmt: skip
-        new = []
-        for key, command in wanted:
+        category = None if request.category_code is not None else codes.category(request.category)
+        keys = [f"org:{codes.city}", f"worker:{codes.worker}", f"org:{street}", f"org:{street}-C", f"org:{street}-G",
+                f"assign:{street}-G", f"org:{department}", *([f"category:{category}"] if category else [])]  # fmt: skip
+        new: list[c.Command] = []
+        for key in keys:
             if key in self.known:
                 continue
             self.known.add(key)
             kind, _, code = key.partition(":")
             # A grid this import created was given the import's worker in the same transaction.
             if not self.exists("org" if kind == "assign" else kind, code):
-                new.append(command)
+                new.append(self._command(key, request, at))
         return new
+
+    def _command(self, key: str, request: Request, at: datetime) -> c.Command:  # noqa: PLR0911 - one per kind
+        """The registry command that creates what ``key`` names."""
+        p, codes, admin = self.profile, self.codes, self.actors.admin
+        kind, _, code = key.partition(":")
+        street = codes.street(request.district)
+        name = self.district_name(request.district)
+        if kind == "worker":
+            return c.RegisterWorker(actor=admin, at=at, code=code, name=f"Import of the {p.title}"[:200],
+                                    kind=WorkerKind.FULL_TIME)  # fmt: skip
+        if kind == "assign":
+            return c.AssignWorker(actor=admin, at=at, worker=codes.worker, grid=code, start=SINCE)
+        if kind == "category":
+            return c.DefineCategory(
+                actor=admin, at=at, code=code, group=codes.city, group_name=p.city.name, group_name_en=p.city.name,
+                name=request.category, name_en=request.category, default_unit="grid", sla_class=p.categories.sla_class,
+            )  # fmt: skip
+        if code == codes.city:
+            return c.CreateOrgUnit(actor=admin, at=at, code=code, kind=OrgKind.DISTRICT, name=p.city.name)
+        if code == street:
+            return c.CreateOrgUnit(actor=admin, at=at, code=code, kind=OrgKind.STREET, name=name, parent=codes.city)
+        if code == f"{street}-C":
+            return c.CreateOrgUnit(actor=admin, at=at, code=code, kind=OrgKind.COMMUNITY, name=name, parent=street)
+        if code == f"{street}-G":
+            return c.CreateOrgUnit(actor=admin, at=at, code=code, kind=OrgKind.GRID, name=name, parent=f"{street}-C",
+                                   grid_kind=GridKind.BASE)  # fmt: skip
+        return c.CreateOrgUnit(actor=admin, at=at, code=code, kind=OrgKind.DEPARTMENT, name=request.agency,
+                               parent=codes.city)  # fmt: skip
 
     def report(self, request: Request) -> c.ReportCase:
         """The report, at the open time, with the export's id and the row's anomalies as its external reference."""
