@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, ClassVar
 from uuid import UUID, uuid5
 
@@ -39,6 +40,7 @@ Code = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 
 
+@lru_cache(maxsize=65_536)  # pure, and asked many times per command (a batch of imports asks the same ones)
 def id_for(kind: str, code: str) -> UUID:
     """The aggregate id of a thing known by a human-readable code, found in one step."""
     return uuid5(GRIDCASE_NAMESPACE, f"{kind}:{code}")

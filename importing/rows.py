@@ -78,6 +78,8 @@ class Reading:
 
 def clean_text(text: str, limit: int) -> str:
     """A file's text fit to store: control characters and lone surrogates become spaces, cut to ``limit``."""
+    if text.isprintable():  # the common case, and a lone surrogate is not printable
+        return text.strip()[:limit].strip()
     kept = "".join(
         " " if ("\ud800" <= ch <= "\udfff" or (unicodedata.category(ch) == "Cc" and ch not in "\n\t")) else ch
         for ch in text
