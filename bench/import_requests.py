@@ -5,8 +5,9 @@
 Imports the San Francisco sample (../shared/data/sf311_cases_sample_10000.csv.gz; ``--rows`` repeats it under
 fresh ids to reach more) through the engine's commands, as ``gridcase import requests`` does, and prints rows
 and events per second; then appends as many stored events of the same mean size straight into the recorder,
-500 per transaction, and prints the ratio of the two event rates (target >= 0.3). Peak memory of the import is
-printed too (the process's peak resident size): run with 10,000 and 100,000 rows to see it stay flat. Named ``import_requests`` so that it does not hide a package.
+500 per transaction, and prints the ratio of the two event rates (target >= 0.3). The process's peak resident
+memory is printed too: run with 10,000 and 100,000 rows to see it stay flat. Named ``import_requests`` so that
+it does not hide a package.
 """
 
 from __future__ import annotations
@@ -21,16 +22,16 @@ sys.path[:] = [str(_BENCH.parent), *(e for e in sys.path if Path(e or ".").resol
 
 import argparse
 import itertools
+import resource
 import tempfile
 import time
-import resource
 import uuid
 from typing import TYPE_CHECKING
 
 from eventsourcing.persistence import StoredEvent
 
 from adapters.bootstrap import Engine, bootstrap, settings_from_environment
-from adapters.cli.imports import read_rows
+from adapters.exports import read_rows
 from adapters.logging import configure_logging
 from importing.profile import shipped_profile
 from importing.rows import Row

@@ -1,15 +1,12 @@
 """``gridcase import requests|report``: another system's service-request export replayed as events (docs/import.md).
 
-Reading the file (CSV or a JSON array, gzip or not) is here; what a row means and the commands it implies are
-:mod:`importing`'s; the figures are the read models' (:mod:`projections.imported_queries`).
+Reading the file (CSV or a JSON array, gzip or not) is :mod:`adapters.exports`'s; what a row means and the
+commands it implies are :mod:`importing`'s; the figures are the read models' (:mod:`projections.imported_queries`).
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
-import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,22 +15,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from adapters.cli.common import Exit, JsonOpt, emit, err, fail, load_settings, opened_engine, read_side, summary
+from adapters.exports import imported_refs, read_rows
 from importing.profile import BadProfile, parse_profile, shipped_profile, shipped_profiles
-from importing.rows import Row
 from importing.run import Importer
 from projections.imported_queries import GROUPINGS, import_report
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from adapters.store import StoreReader
     from importing.profile import Profile
     from importing.run import Summary
 
 import_app = typer.Typer(help="Import another system's export, and report the city's own figures from it.",
                          no_args_is_help=True)  # fmt: skip
-#: The stored topic of a case's report: the only events a re-run reads to know what it imported.
-REPORTED_TOPIC = "domain.case:Case.CaseReported"
 
 
 def register(app: typer.Typer) -> None:
@@ -56,52 +48,6 @@ def load_profile(name: str) -> Profile:
         return parse_profile(path.read_text("utf-8"), f"profile {name}")
     except BadProfile as error:
         fail(Exit.BAD_INPUT, f"bad input: --profile: {error}")
-
-
-def open_text(path: Path) -> io.TextIOBase:
-    """The file as text (UTF-8, a BOM skipped), unzipped if it ends in .gz."""
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return path.open(encoding="utf-8-sig", newline="")
-
-
-def read_rows(path: Path, form: str) -> Iterator[Row]:
-    """The file's records with the line each starts on (CSV), or the item number (a JSON array)."""
-    with open_text(path) as stream:
-        if form == "json":
-            items = json.load(stream)
-            if not isinstance(items, list):
-                msg = "a JSON export must be an array of objects"
-                raise ValueError(msg)
-            for number, item in enumerate(items, start=1):
-                values = {k: "" if v is None else str(v) for k, v in item.items()} if isinstance(item, dict) else {}
-                yield Row(number, values)
-            return
-        reader = csv.reader(stream)
-        header = next(reader, None)
-        if header is None:
-            return
-        start = reader.line_num + 1
-        for record in reader:
-            yield Row(start, dict(zip(header, record, strict=False)))
-            start = reader.line_num + 1
-
-
-def imported_refs(reader: StoreReader, source: str) -> set[str]:
-    """The external references the store's cases carry from imports under this profile (the truth, not a read model)."""
-    refs: set[str] = set()
-    after, last = 0, reader.last_position()
-    while after < last:
-        batch = reader.read(after, 10_000, stop=last, topics=[REPORTED_TOPIC])
-        if not batch:
-            break
-        for notification in batch:
-            if b'"external"' in notification.state:
-                external = json.loads(notification.state).get("external")
-                if external and external.get("source") == source:
-                    refs.add(external["ref"])
-        after = batch[-1].id
-    return refs
 
 
 def import_requests(

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from adapters.cli.imports import imported_refs, read_rows
+from adapters.exports import imported_refs, read_rows
 from adapters.settings import Settings
 from importing.profile import Anomaly, parse_profile, shipped_profile
 from importing.run import Importer
