@@ -366,3 +366,61 @@ def test_the_sample_finds_the_messes_the_city_has(sf: tuple[App, dict[str, Any],
     assert flags["closed_after_a_year"] == 195
     assert flags["missing_coordinates"] == 24
     assert flags["missing_deadline"] == 10_000
+
+
+# -- the Open311 GeoReport v2 profile ---------------------------------------------------------------------
+
+GEOREPORT = [
+    {"service_request_id": "638344", "status": "closed", "status_notes": "Pothole filled", "service_name": "Pothole",
+     "service_code": "006", "description": "A large pothole at the corner.", "agency_responsible": "Streets",
+     "requested_datetime": "2010-04-14T06:37:38-08:00", "updated_datetime": "2010-04-15T06:37:38-08:00",
+     "expected_datetime": "2010-04-16T06:37:38-08:00", "address": "8TH AVE and JUDAH ST", "zipcode": "94122",
+     "lat": "37.762221815", "long": "-122.4651145"},
+    {"service_request_id": "638349", "status": "open", "status_notes": "", "service_name": "Graffiti",
+     "service_code": "007", "description": "", "agency_responsible": "Parks",
+     "requested_datetime": "2010-04-19T06:37:38-08:00", "updated_datetime": "2010-04-19T07:00:00-08:00",
+     "expected_datetime": "2010-04-25T06:37:38-08:00", "address": "", "zipcode": "94110",
+     "lat": "37.7", "long": "-122.4"},
+    {"service_request_id": "638350", "status": "closed", "status_notes": "", "service_name": "Pothole",
+     "service_code": "006", "description": "Late", "agency_responsible": "Streets",
+     "requested_datetime": "2010-04-20T09:00:00Z", "updated_datetime": "2010-04-30T09:00:00Z",
+     "expected_datetime": "2010-04-22T09:00:00Z", "address": "", "zipcode": "94122", "lat": "", "long": ""},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["csv", "json"])
+def test_the_open311_profile_reads_georeport_v2_exports_as_csv_and_json(tmp_path: Path, form: str) -> None:
+    app = make_app(Settings(database_url=f"sqlite:///{tmp_path / 'g.db'}", timezone="America/Los_Angeles"))
+    path = tmp_path / f"requests.{form}"
+    if form == "json":
+        path.write_text(json.dumps(GEOREPORT), encoding="utf-8")
+    else:
+        with path.open("w", encoding="utf-8", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(GEOREPORT[0]))
+            writer.writeheader()
+            writer.writerows(GEOREPORT)
+    profile = shipped_profile("open311")
+    assert profile is not None
+    profile = profile.model_copy(update={"format": form})
+    done = Importer(app.service, profile, imported=set()).run(read_rows(path, form))
+    assert (done.imported, done.refused) == (3, [])
+    # An open request's updated_datetime is its last update, not a closure: no disagreement.
+    where = 4 if form == "csv" else 3  # the CSV line (the header is line 1), or the JSON array's item number
+    assert {kind: k.lines for kind, k in done.anomalies.items() if k.count} == {"missing_coordinates": [where]}
+    stored = reported(app)
+    assert set(stored) == {"O311-638344", "O311-638349", "O311-638350"}
+    assert stored["O311-638349"]["description"] == "Graffiti"  # an empty description: the service's name
+    first = app.service.history(stored["O311-638344"]["case_number"])
+    assert datetime.fromisoformat(first[-1]["occurred_at"]) == datetime(2010, 4, 15, 14, 37, 38, tzinfo=UTC)
+    assert first[-1]["event"] == "CaseClosed"
+    assert first[4]["data"]["result"] == "Pothole filled"
+    read = app.engine.read_side()
+    read.catch_up()
+    with read.engine.connect() as connection:
+        report = import_report(connection, "O311-")
+    read.close()
+    app.close()
+    assert report["all"]["closed_by_deadline"] == {"numerator": 1, "denominator": 3, "rate": 0.3333}
+    assert (report["all"]["closed"], report["all"]["open"]) == (2, 1)
+    assert [e["district"] for e in report["by_district"]] == ["ZIP 94110", "ZIP 94122"]
+    assert report["all"]["median_hours_to_close"] == statistics.median([24.0, 240.0])
