@@ -125,8 +125,17 @@ def hand_app(tmp_path: Path) -> Iterator[App]:
     app.close()
 
 
-def test_a_good_row_becomes_a_closed_case_with_the_files_times_names_and_deadline(hand_app: App,
+@pytest.fixture
+def any_app(database_url: str) -> Iterator[App]:
+    """A fresh database on SQLite and on PostgreSQL in turn."""
+    app = make_app(Settings(database_url=database_url, timezone="America/New_York"))
+    yield app
+    app.close()
+
+
+def test_a_good_row_becomes_a_closed_case_with_the_files_times_names_and_deadline(any_app: App,
                                                                                    tmp_path: Path) -> None:  # fmt: skip
+    hand_app = any_app
     done = import_file(hand_app, HAND_PROFILE, write_csv(tmp_path / "x.csv", [GOOD]))
     assert (done.rows, done.imported, done.skipped, done.refused) == (1, 1, 0, [])
     assert {kind: k.count for kind, k in done.anomalies.items() if k.count} == {}
@@ -225,7 +234,8 @@ def test_duplicate_ids_are_kept_under_their_own_reference_or_skipped(hand_app: A
     app.close()
 
 
-def test_importing_twice_adds_nothing(hand_app: App, tmp_path: Path) -> None:
+def test_importing_twice_adds_nothing(any_app: App, tmp_path: Path) -> None:
+    hand_app = any_app
     rows = [{**GOOD, "id": str(i), "district": str(i % 3)} for i in range(1, 40)]
     path = write_csv(tmp_path / "x.csv", rows)
     first = import_file(hand_app, HAND_PROFILE, path, batch_rows=7)
