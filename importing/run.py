@@ -78,11 +78,17 @@ class Summary:
 
     def line(self) -> str:
         """The one-line summary for people."""
-        odd = ", ".join(f"{kind} {k.count}" for kind, k in self.anomalies.items() if k.count)
+        odd = ", ".join(
+            f"{kind} {k.count}" + (f" ({k.skipped} skipped)" if k.skipped else "")
+            for kind, k in self.anomalies.items()
+            if k.count
+        )
+        none = ", ".join(kind for kind, k in self.anomalies.items() if not k.count)
         return (
             f"{self.rows:,} rows: {self.imported:,} imported, {self.already_imported:,} already imported, "
             f"{self.skipped:,} skipped, {len(self.refused):,} refused; {self.events:,} events in "
             f"{self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s); anomalies: {odd or 'none'}"
+            + (f"; none of {none}" if none else "")
         )
 
 

@@ -98,6 +98,7 @@ def test_import_lists_every_kind_reruns_add_nothing_and_the_report_and_lookup_wo
     again = run(cli, "import", "requests", str(export), "--profile", "sf311")
     assert again.returncode == 0, again.stderr
     assert "0 imported, 600 already imported" in again.stdout
+    assert all(kind.value in again.stdout for kind in Anomaly)  # the one line names every kind, found or not
     assert "rows/s" in again.stdout
     shown = run(cli, "case", "show", "--ref", "SF311-3600298", "--json")
     assert shown.returncode == 0, shown.stderr
