@@ -149,7 +149,7 @@ class ExternalReference(BaseModel):
 
     ref: Code
     source: Code
-    flags: tuple[Code, ...] = ()
+    flags: Annotated[tuple[Code, ...], Field(max_length=32)] = ()
 
 
 class ReporterContact(BaseModel):

@@ -76,12 +76,16 @@ class Reading:
     skipped: Anomaly | None = None
 
 
-def clean_text(text: str, limit: int) -> str:
-    """A file's text fit to store: control characters and lone surrogates become spaces, cut to ``limit``."""
+def clean_text(text: str, limit: int, *, line: bool = False) -> str:
+    """A file's text fit to store: control characters and lone surrogates become spaces, cut to ``limit``.
+
+    ``line``: a one-line field (a code, a name, an address), where line breaks and tabs become spaces too.
+    """
     if text.isprintable():  # the common case, and a lone surrogate is not printable
         return text.strip()[:limit].strip()
+    allowed = "" if line else "\n\t"
     kept = "".join(
-        " " if ("\ud800" <= ch <= "\udfff" or (unicodedata.category(ch) == "Cc" and ch not in "\n\t")) else ch
+        " " if ("\ud800" <= ch <= "\udfff" or (unicodedata.category(ch) == "Cc" and ch not in allowed)) else ch
         for ch in text
     )
     return kept.strip()[:limit].strip()
@@ -136,7 +140,7 @@ class RowReader:
         p = self.profile
         cols = p.columns
         found: list[Anomaly] = []
-        source_id = clean_text(self._get(row, cols.id), 40)
+        source_id = clean_text(self._get(row, cols.id), 40, line=True)
         if not source_id:
             return self._done(Reading(row.line, None, [Anomaly.MISSING_ID]))
         times = self.seen.get(source_id, 0) + 1
@@ -158,15 +162,15 @@ class RowReader:
             opened = closed
         lat, lon = self._point(row, found)
         category, code = self._category(row, found)
-        agency = clean_text(self._get(row, cols.agency), 200)
+        agency = clean_text(self._get(row, cols.agency), 200, line=True)
         if not agency:
             found.append(Anomaly.MISSING_AGENCY)
             agency = "(no agency)"
         channel = self._channel(row, found)
-        district = clean_text(self._get(row, cols.district), 200)
+        district = clean_text(self._get(row, cols.district), 200, line=True)
         description = " / ".join(t for col in cols.description if (t := clean_text(self._get(row, col), 1000)))
         result = clean_text(self._get(row, cols.notes), 1000) or f"closed in the {p.title}"
-        address = clean_text(self._get(row, cols.address), 500) or None
+        address = clean_text(self._get(row, cols.address), 500, line=True) or None
         flags = tuple(dict.fromkeys(found))
         request = Request(
             ref=ref, opened=opened, closed=closed, deadline=deadline, category=category, category_code=code,
@@ -256,7 +260,7 @@ class RowReader:
 
     def _category(self, row: Row, found: list[Anomaly]) -> tuple[str, str | None]:
         cats = self.profile.categories
-        name = clean_text(self._get(row, self.profile.columns.category), 200)
+        name = clean_text(self._get(row, self.profile.columns.category), 200, line=True)
         if name in cats.map:
             return name, cats.map[name]
         if name and cats.create:

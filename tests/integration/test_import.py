@@ -434,3 +434,20 @@ def test_the_open311_profile_reads_georeport_v2_exports_as_csv_and_json(tmp_path
     assert (report["all"]["closed"], report["all"]["open"]) == (2, 1)
     assert [e["district"] for e in report["by_district"]] == ["ZIP 94110", "ZIP 94122"]
     assert report["all"]["median_hours_to_close"] == statistics.median([24.0, 240.0])
+
+
+def test_control_characters_of_the_file_become_spaces_and_one_line_fields_lose_their_breaks(
+    hand_app: App, tmp_path: Path
+) -> None:
+    row = {**GOOD, "category": "Pot\tholes\x07", "agency": "Streets\nand Roads", "what": "line one\nline two\x07"}
+    done = import_file(hand_app, HAND_PROFILE, write_csv(tmp_path / "x.csv", [row]))
+    assert (done.imported, done.refused) == (1, [])
+    stored = reported(hand_app)["H-1"]
+    assert stored["description"] == "line one\nline two"
+    read = hand_app.engine.read_side()
+    read.catch_up()
+    with read.engine.connect() as connection:
+        figures = import_report(connection, "H-")
+    read.close()
+    assert figures["by_category"][0]["category"] == "Pot holes"
+    assert figures["by_agency"][0]["agency"] == "Streets and Roads"
