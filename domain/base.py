@@ -11,6 +11,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 from uuid import UUID, uuid5
 
@@ -37,6 +38,7 @@ __all__ = [
 GRIDCASE_NAMESPACE = UUID("6c1f0d8e-3a8b-5d7e-9a51-2f0b7c4e9d10")
 
 
+@lru_cache(maxsize=65_536)  # pure, and asked many times per command (a batch of imports asks the same ones)
 def id_for(kind: str, code: str) -> UUID:
     """The aggregate id of a thing known by a human-readable code, found in one step."""
     return uuid5(GRIDCASE_NAMESPACE, f"{kind}:{code}")

@@ -26,6 +26,7 @@ from domain.case_values import (
     VERIFIERS,
     CaseState,
     Channel,
+    ExternalReference,
     HandlerKind,
     HandlerRef,
     Level,
@@ -41,7 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALLBACK", "CALLBACK_POLICY", "CLOCK_STATES", "CLOSED_STATES", "DISPATCHERS", "ESCALATORS", "INTAKE", "MERGERS",
-    "NOTE_TAKERS", "OPEN_STATES", "STATE_AFTER", "VERIFIERS", "Case", "CaseState", "Channel", "HandlerKind",
+    "NOTE_TAKERS", "OPEN_STATES", "STATE_AFTER", "VERIFIERS", "Case", "CaseState", "Channel", "ExternalReference",
+    "HandlerKind",
     "HandlerRef", "Level", "Location", "ReporterContact", "Satisfaction", "Urgency", "case_id",
 ]  # fmt: skip
 
@@ -63,6 +65,8 @@ class Case(CaseGuards, Aggregate):
         reporter: ReporterContact | None = None
         urgency: Urgency
         patrol_id: Code | None = None
+        #: Set on a case imported from another system's export (issue 14); optional, so v1 still holds.
+        external: ExternalReference | None = None
 
     class CaseAccepted(Aggregate.Event):
         """The centre takes the case on at a level."""
@@ -172,6 +176,7 @@ class Case(CaseGuards, Aggregate):
         patrol_id: str | None,
         actor: ActorRef,
         at: datetime,
+        external: ExternalReference | None = None,
     ) -> Case:
         """Register a complaint or finding under a new case number (一号受诉)."""
         cls._check_report(case_number, channel, description, patrol_id, actor)
@@ -190,6 +195,7 @@ class Case(CaseGuards, Aggregate):
             patrol_id=patrol_id,
             actor=actor,
             occurred_at=at,
+            external=external,
         )
         return created
 
@@ -211,6 +217,7 @@ class Case(CaseGuards, Aggregate):
         patrol_id: str | None,
         actor: ActorRef,
         occurred_at: datetime,
+        external: ExternalReference | None = None,
     ) -> None:
         self.case_number = case_number
         self.channel = channel
@@ -239,6 +246,7 @@ class Case(CaseGuards, Aggregate):
         self.resolved_by: HandlerRef | None = None
         self.feedback_recorded = False
         self.has_reporter_contact = reporter is not None
+        self.external = external
 
     # -- intake ---------------------------------------------------------------
 

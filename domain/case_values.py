@@ -139,6 +139,20 @@ class Location(BaseModel):
     lon: Annotated[float, Field(ge=-180, le=180)] | None = None
 
 
+class ExternalReference(BaseModel):
+    """Where an imported case came from: the old system's own id, the import profile, what was odd about the row.
+
+    ``ref`` is the export's id with the profile's prefix (``SF311-3600298``); ``flags`` name the anomalies the
+    import found in the row and kept (docs/import.md), so a figure can leave those cases out.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    ref: Code
+    source: Code
+    flags: Annotated[tuple[Code, ...], Field(max_length=32)] = ()
+
+
 class ReporterContact(BaseModel):
     """Personal data of the reporter. Never shown publicly, never published in clear."""
 

@@ -26,7 +26,7 @@ from domain.bounded import (
     Version,
 )
 from domain.bounds import SLA_RULES_MAX
-from domain.case import Channel, HandlerRef, Level, Location, ReporterContact, Satisfaction, Urgency
+from domain.case import Channel, ExternalReference, HandlerRef, Level, Location, ReporterContact, Satisfaction, Urgency
 from domain.patrol import CheckpointKind
 from domain.registry import Count, GridKind, Name, OrgKind, WorkerKind
 from domain.sla import SlaClass, SlaRule
@@ -62,6 +62,8 @@ class ReportCase(Command):
     description: Description
     reporter: ReporterContact | None = None
     urgency: Urgency = Urgency.NORMAL
+    #: Only an import sets it: the old system's id of the case, and the anomalies kept (issue 14).
+    external: ExternalReference | None = None
 
 
 class AcceptCase(CaseCommand):
@@ -90,6 +92,9 @@ class DispatchCase(CaseCommand):
 
     command: Literal["case.dispatch"] = "case.dispatch"
     handler: HandlerRef
+    #: A resolve-by decided elsewhere (an imported export's own deadline): the SLA policy is not asked, and the
+    #: dispatch records policy and calendar version 0. Sign-by is the same moment.
+    resolve_by: Moment | None = None
 
 
 class SignDispatch(CaseCommand):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from projections.case_status import CaseStatus
+from projections.imported import Imported
 from projections.intake import Intake
 from projections.performance import Performance
 
@@ -18,6 +19,7 @@ FACTORIES: dict[str, Callable[[tzinfo], Projection]] = {
     "case_status": lambda _tz: CaseStatus(),
     "performance": Performance,
     "intake": Intake,
+    "imported": Imported,
 }
 
 

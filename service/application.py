@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from domain.case import Case, case_id
 from domain.errors import DomainError, UnknownReference
-from domain.registry import worker_id
+from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput
 from service.handling import Handlers, Handling, Result
@@ -135,6 +135,11 @@ class Service:
         except DomainError:
             return False
         return True
+
+    def registered(self, kind: str, code: str) -> bool:
+        """Whether the registry holds this org unit (``org_unit``) or category (``category``) code."""
+        ids = {"org_unit": org_unit_id, "category": category_id}
+        return self.work.exists(ids[kind](code))
 
     def worker_registered(self, code: str) -> bool:
         """Whether a worker of this code was ever registered."""

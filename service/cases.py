@@ -43,6 +43,14 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
            patrol_number: str | None, at: datetime | None = None, given: str | None = None) -> Result:  # fmt: skip
     """File a new case under the next number of its day (or, ``given``, the old number a migration keeps)."""
     at = at or handling.when(command)
+    if getattr(command, "external", None) is not None and command.actor.role not in MIGRATORS:
+        raise CommandRefused(
+            subject=f"a case in grid {grid_code}",
+            state="new",
+            command="report",
+            rule="OnlyAMigrationKeepsAnExternalReference",
+            reason=f"role {command.actor.role.value} may not file a case as another system's; an import does",
+        )
     handling.check_works_grid(
         command.actor, grid_code, at, subject=f"a case in grid {grid_code}", state="new", command=command.command
     )
@@ -64,6 +72,7 @@ def report(handling: Handling, command: c.ReportCase | c.ReportHazard, *, channe
             patrol_id=patrol_number,
             actor=command.actor,
             at=at,
+            external=getattr(command, "external", None),
         )
 
     if given is not None:
@@ -175,6 +184,18 @@ def _dispatch(handling: Handling, command: c.DispatchCase) -> Result:
                 )
         else:
             handling.department(handler.id, command.command)
+        if command.resolve_by is not None:  # decided elsewhere (an import): no policy asked, versions 0
+            if command.actor.role not in MIGRATORS:  # else a dispatcher could give any deadline it likes
+                raise CommandRefused(
+                    subject=f"case {case.case_number}",
+                    state=case.state.value,
+                    command="dispatch",
+                    rule="OnlyAMigrationGivesItsOwnDeadline",
+                    reason=f"role {command.actor.role.value} may not set a deadline; the SLA policy sets it",
+                )
+            case.dispatch(command.actor, handler, sign_by=command.resolve_by, resolve_by=command.resolve_by,
+                          sla_policy_version=0, calendar_version=0, at=at)  # fmt: skip
+            return
         category = handling.load(Category, category_id(case.category), "category", case.category, command.command)
         policy = handling.load(SlaPolicy, SLA_POLICY_ID, "SLA policy", "sla", command.command)
         rule = rule_for(policy.rules, category.sla_class, case.urgency.value)

@@ -84,6 +84,8 @@ class UnitOfWork:
         #: The largest event, as it will be published, that may be stored (the settings' GRIDCASE_MAX_EVENT_BYTES).
         self.max_event_bytes = max_event_bytes
         self._pending: dict[UUID, Aggregate] | None = None
+        #: Inside a batch, what was read is read once: the registry a thousand reports share, say.
+        self._read: dict[UUID, Aggregate] = {}
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -94,16 +96,21 @@ class UnitOfWork:
             pending = list(self._pending.values())
         finally:
             self._pending = None
+            self._read = {}
         self.save(*pending)
 
     def load(self, cls: type[A], aggregate_id: UUID, kind: str, code: str, command: str) -> A:
         """The aggregate of this id and class, or :class:`UnknownReference` naming the ``kind`` and ``code``."""
         if self._pending is not None and aggregate_id in self._pending:
             return cast("A", self._pending[aggregate_id])
-        try:
-            aggregate = self.store.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise UnknownReference(kind, code, command=command) from None
+        aggregate = self._read.get(aggregate_id) if self._pending is not None else None
+        if aggregate is None:
+            try:
+                aggregate = self.store.get(aggregate_id)
+            except AggregateNotFoundError:
+                raise UnknownReference(kind, code, command=command) from None
+            if self._pending is not None:
+                self._read[aggregate_id] = aggregate
         if not isinstance(aggregate, cls):
             raise UnknownReference(kind, code, command=command)
         return aggregate

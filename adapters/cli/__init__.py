@@ -9,7 +9,8 @@ One module per group of commands, all on the set-up of :mod:`adapters.cli.common
 - :mod:`~adapters.cli.workers`: ``project`` and ``relay``;
 - :mod:`~adapters.cli.demo`: ``load-reference``, ``simulate``, ``walkthrough``;
 - :mod:`~adapters.cli.replay`: ``replay rebuild|build|verify``, ``review``, ``audit``;
-- :mod:`~adapters.cli.serve`: ``serve`` and ``token create|revoke|list``.
+- :mod:`~adapters.cli.serve`: ``serve`` and ``token create|revoke|list``;
+- :mod:`~adapters.cli.imports`: ``import requests|report``, another system's export as events.
 
 Exit codes: 0 ok, 1 a check found something, 2 bad input, 3 refused by the domain,
 4 conflict (a concurrent change), 5 a server (Kafka) did not take the work: run it
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import typer
 
-from adapters.cli import apply, demo, queries, replay, serve, workers, write
+from adapters.cli import apply, demo, imports, queries, replay, serve, workers, write
 
 app = typer.Typer(
     help="gridcase: event-sourced case management for grid-based community governance.",
@@ -35,6 +36,7 @@ replay.register(app)
 apply.register(app)
 workers.register(app)
 queries.register(app, write.case_app)
+imports.register(app)
 demo.register(app)
 
 __all__ = ["app", "main"]

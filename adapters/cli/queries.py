@@ -102,10 +102,27 @@ def _found(number: str, look: Callable[[Any], T | None]) -> T:
     return found
 
 
-def case_show(number: Number, as_json: JsonOpt = False) -> None:
+def case_show(
+    number: Annotated[str | None, typer.Argument(help="Case number, e.g. SN-20211231-000123.")] = None,
+    ref: Annotated[str | None, typer.Option("--ref", help="Or an imported case's external reference.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """The case's status row: state, level, handler, deadlines, overdue flag, bounces."""
+    if (number is None) == (ref is None):
+        fail(Exit.BAD_INPUT, "bad input: give a case NUMBER or --ref, one of them")
+    if ref is not None:
+        from projections.imported_queries import case_number_of_ref  # noqa: PLC0415 - only --ref needs it
+
+        def of_ref(read: Any) -> str | None:
+            with read.engine.connect() as connection:
+                return case_number_of_ref(connection, ref)
+
+        number = _found(ref, of_ref)
+    assert number is not None
     row = _found(number, lambda read: read.case(number))
-    show_record(row, as_json, f"Case {number}")
+    if ref is not None:
+        row = {**row, "external_ref": ref}
+    show_record(row, as_json, f"Case {number}" + (f" (reference {ref})" if ref else ""))
 
 
 def case_track(number: Number, as_json: JsonOpt = False) -> None:

@@ -9,9 +9,12 @@ import pytest
 
 from domain.errors import CommandRefused
 from tests.support import (
+    ADMIN,
+    CATEGORY,
     DEPT_HANDLER,
     DISPATCHER,
     GRID,
+    OPERATOR,
     OTHER_GRID,
     OTHER_WORKER,
     T0,
@@ -105,3 +108,20 @@ def test_the_worker_who_resolved_a_case_does_not_verify_it(sqlite_app: App) -> N
     refused(sqlite_app, "ResolverDoesNotVerifyTheirOwnResolution", command="case.reject-resolution", actor=WORKER,
             at=T0, case_number=number, reason="still loose")  # fmt: skip
     run(sqlite_app, command="case.verify", actor=OTHER_WORKER, at=T0, case_number=number)
+
+
+def test_only_a_migration_keeps_another_systems_reference_or_gives_its_own_deadline(sqlite_app: App) -> None:
+    """An intake operator cannot pass a case off as imported; a dispatcher cannot pick a deadline over the SLA's."""
+    seed_small_district(sqlite_app)
+    external = {"ref": "SF311-1", "source": "sf311"}
+    refused(sqlite_app, "OnlyAMigrationKeepsAnExternalReference", command="case.report", actor=OPERATOR, at=T0,
+            channel="hotline", category=CATEGORY, grid=GRID, description="x", external=external)  # fmt: skip
+    run(sqlite_app, command="case.report", actor=ADMIN, at=T0, channel="hotline", category=CATEGORY, grid=GRID,
+        description="x", external=external)  # fmt: skip
+    number = report(sqlite_app)
+    run(sqlite_app, command="case.accept", actor=DISPATCHER, at=T0, case_number=number, level="community")
+    far = T0 + timedelta(days=365)
+    refused(sqlite_app, "OnlyAMigrationGivesItsOwnDeadline", command="case.dispatch", actor=DISPATCHER, at=T0,
+            case_number=number, handler={"kind": "department", "id": "D-CG"}, resolve_by=far)  # fmt: skip
+    run(sqlite_app, command="case.dispatch", actor=ADMIN, at=T0, case_number=number,
+        handler={"kind": "department", "id": "D-CG"}, resolve_by=far)  # fmt: skip

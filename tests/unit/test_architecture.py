@@ -14,12 +14,13 @@ import pytest
 import adapters
 import district
 import domain
+import importing
 import projections
 import replay
 import service
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("domain", "service", "projections", "replay", "district", "adapters")
+PACKAGES = ("domain", "service", "projections", "replay", "district", "importing", "adapters")
 IO = {
     "sqlalchemy", "kafka", "structlog", "psycopg", "psycopg_pool", "sqlite3", "fastapi", "starlette", "uvicorn",
     "requests", "httpx", "urllib", "socket", "subprocess", "os", "pathlib", "typer", "rich", "pydantic_settings",
@@ -34,6 +35,8 @@ NEVER: dict[str, set[str]] = {
     "projections": {"service", "replay", "district", "adapters", "tests"},
     "replay": {"service", "district", "adapters", "tests"},
     "district": {"projections", "replay", "adapters", "tests"},
+    # The import's rules are pure (a row → its commands and anomalies): reading files and the CLI are adapters'.
+    "importing": {"projections", "replay", "district", "adapters", "tests", *IO},
     "adapters": {"district", "tests"},
 }
 #: Entry-point packages: only they themselves, and the modules named here, may import them.
@@ -97,6 +100,8 @@ def test_no_never_arrow_in_the_tree() -> None:
         ("projections", "from replay.source import Reader\n"),
         ("replay", "from adapters.bootstrap import bootstrap\n"),
         ("district", "from projections.runner import Runner\n"),
+        ("importing", "from pathlib import Path\n"),
+        ("importing", "from adapters.store import StoreReader\n"),
         ("adapters", "from adapters.cli import app\n"),
         ("adapters", "from adapters.http.app import create_app\n"),
     ],
@@ -108,7 +113,7 @@ def test_the_check_itself_catches_each_kind_of_forbidden_arrow(tmp_path: Path, f
 
 
 def test_top_level_packages_are_this_repositorys_not_namesakes_from_pypi() -> None:
-    for package in (adapters, district, domain, projections, replay, service):
+    for package in (adapters, district, domain, importing, projections, replay, service):
         assert package.__file__ is not None
         assert Path(package.__file__).resolve().is_relative_to(ROOT), package.__file__
 
