@@ -13,7 +13,7 @@ with the projection's :class:`Checkpoint` (how far it has got: a store position,
 An event the projection fails to apply is set aside and the batch redone without it; it becomes a dead letter,
 recorded before (or in) the transaction whose checkpoint moves past it. So is an event whose rows cannot be
 written (a number too big for its column, a text too long): the write fails for the whole batch, so the
-culprit is found by bisecting the batch (:func:`_unwritable_event`), and from there it takes the same path.
+culprit is found by bisecting the batch (:func:`unwritable_event`), and from there it takes the same path.
 A failure of the database itself (a lost connection, a lock) is nobody's event: it stops the run.
 """
 
@@ -28,7 +28,7 @@ import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy import Connection, Engine, MetaData, Table
 
@@ -165,11 +165,11 @@ def _write(engine: Engine, connection: Connection, projection: Projection,
             raise
         connection.rollback()
         projection.discard()
-        culprit = _unwritable_event(engine, projection, [event for _, _, event in todo])
+        culprit = unwritable_event(engine, projection, [event for _, _, event in todo])
         if culprit is None:
             raise  # not one event's rows: the database itself (the run stops and says so)
         index, place, event = todo[culprit]
-        failed[index] = Failure(place, event, _write_error(error))
+        failed[index] = Failure(place, event, write_error(error))
         raise _Retry from None
 
 
@@ -183,7 +183,7 @@ def unwritable(error: BaseException) -> bool:
     return isinstance(error, Exception) and not isinstance(error, OperationalError | InterfaceError)
 
 
-def _write_error(error: BaseException) -> str:
+def write_error(error: BaseException) -> str:
     """What a dead letter says of rows that could not be written: the error, then where it came from."""
     detail = str(getattr(error, "orig", None) or error).strip().splitlines()
     first = detail[0] if detail else ""
@@ -192,30 +192,34 @@ def _write_error(error: BaseException) -> str:
     return f"{where}could not write its rows: {cause}: {first}"
 
 
-def _unwritable_event(engine: Engine, projection: Projection, events: list[ProjectedEvent]) -> int | None:
+def unwritable_event(engine: Engine, projection: Projection, events: list[ProjectedEvent], *,
+                     before: Callable[[Connection], None] | None = None) -> int | None:
     """The index of the event whose rows cannot be written, or None when even none of them can be.
 
     The batch's rows are written together, so a failed write does not say which event it was. Bisect on how
     many of the events (in order) are folded before the rows are written, each try in a transaction rolled
     back: the first prefix that cannot be written ends in the culprit. A handful of tries for a batch of
-    thousands, and only after a write failed.
+    thousands, and only after a write failed. ``before`` runs first in each try (a retry forgets rows).
     """
-    if not _writes(engine, projection, []):
+    if not _writes(engine, projection, [], before):
         return None
     good, bad = 0, len(events)  # folding ``good`` events writes; folding ``bad`` does not
     while bad - good > 1:
         middle = (good + bad) // 2
-        if _writes(engine, projection, events[:middle]):
+        if _writes(engine, projection, events[:middle], before):
             good = middle
         else:
             bad = middle
     return bad - 1
 
 
-def _writes(engine: Engine, projection: Projection, events: list[ProjectedEvent]) -> bool:
+def _writes(engine: Engine, projection: Projection, events: list[ProjectedEvent],
+            before: Callable[[Connection], None] | None) -> bool:  # fmt: skip
     """Whether the rows of these events, folded in order, can be written (nothing is kept)."""
     with engine.connect() as connection:
         try:
+            if before is not None:
+                before(connection)
             projection.prepare(connection, events)
             for event in events:
                 projection.apply(connection, event)
