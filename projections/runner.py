@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -60,13 +61,21 @@ if TYPE_CHECKING:
     #: The store's notification log: ``read(after, limit)``, in store order.
     Reader = Callable[[int, int], Sequence[Notification]]
 
-__all__ = ["LeaseHeld", "RunStats", "Runner", "StoreLog", "StorePositions"]
+__all__ = ["LeaseHeld", "RunStats", "Runner", "StoreLog", "StorePositions", "Waiting"]
 
 log = structlog.get_logger("gridcase.projections")
 
 
 class LeaseHeld(RuntimeError):
     """Another runner holds the lease."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A runner waits for leases: who holds each (``host:pid:…``), and since when it waits (epoch seconds)."""
+
+    holders: dict[str, str]
+    since: float
 
 
 class StoreLog(Source[int, int]):
@@ -145,6 +154,12 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._renewed = float("-inf")
+        #: Asked while waiting for a lease: True ends the wait (SIGTERM in the CLI).
+        self.stop: Callable[[], bool] = lambda: False
+        #: Told when this runner starts waiting for a lease, and when the holder changes.
+        self.on_wait: Callable[[Waiting], None] = self._log_wait
+        #: Whether ``stop()`` ended a wait for a lease.
+        self.stopped_waiting = False
 
     # -- set-up -----------------------------------------------------------------
 
@@ -191,37 +206,59 @@ class Runner:
         if self.lease_seconds is not None:
             lease.release(self.engine, self.owner)
 
-    def wait_for_leases(self, timeout: float | None = None, poll: float = 1.0) -> None:
-        """Block until this runner holds every projection's lease (another runner may hold them now)."""
+    def wait_for_leases(self, timeout: float | None = None, poll: float = 1.0) -> bool:
+        """Block until this runner holds every projection's lease (another runner may hold them now).
+
+        While it waits it says so once (``on_wait``: who holds which lease, since when it waits) and again when
+        the holder changes; ``stop()`` ends the wait (False). ``timeout``: raise LeaseHeld after that long.
+        """
         if self.lease_seconds is None:
-            return
+            return True
+        started = time.time()
         deadline = None if timeout is None else time.monotonic() + timeout
+        told: dict[str, str] = {}
         while True:
             held = [p.name for p in self.projections if not self._acquire(p.name)]
             if not held:
                 self._renewed = time.monotonic()
-                return
-            if deadline is not None and time.monotonic() > deadline:
+                if told:
+                    log.warning("took over the lease", projections=list(told), waited=round(time.time() - started, 1))
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
                 msg = f"projections {', '.join(held)} are being run by another runner"
                 raise LeaseHeld(msg)
-            log.info("waiting for lease", projections=held)
+            holders = {name: lease.holder(self.engine, name) or "a runner that just left" for name in held}
+            if holders != told:
+                self.on_wait(Waiting(holders, started))
+                told = holders
+            if self.stop():
+                self.stopped_waiting = True
+                return False
             time.sleep(poll)
+
+    @staticmethod
+    def _log_wait(waiting: Waiting) -> None:
+        """Say that this runner waits for a lease: a log line (the CLI prints its own)."""
+        log.warning("waiting for the lease", held_by=waiting.holders, since=waiting.since)
 
     # -- running ----------------------------------------------------------------
 
     def run_once(
         self, *, progress: Callable[[RunStats], None] | None = None, lease_timeout: float | None = None
     ) -> RunStats:
-        """Catch up with the source, then return."""
-        self.wait_for_leases(lease_timeout)
+        """Catch up with the source, then return (at once, having done nothing, if stopped waiting for a lease)."""
+        if not self.wait_for_leases(lease_timeout):
+            return RunStats()
         return repeat(self._batch, RunStats(), progress=progress)
 
     def follow(self, *, poll: float | None = None, stop: Callable[[], bool] = lambda: False,
                progress: Callable[[RunStats], None] | None = None) -> RunStats:  # fmt: skip
         """Keep applying new events as they come, until ``stop()`` says so (idle: wait ``poll`` seconds)."""
+        self.stop = stop
 
         def step(stats: RunStats) -> bool:
-            self.wait_for_leases()
+            if not self.wait_for_leases():
+                return False
             return self._batch(stats, until_end=False)
 
         wait = self.source.idle_poll if poll is None else poll
