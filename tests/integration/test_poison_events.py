@@ -220,3 +220,17 @@ def test_retrying_an_unwritable_event_rebuilds_the_figures_and_keeps_the_letter_
     with engine.connect() as connection:
         assert stored_position(connection, "performance") == app.reader.last_position()
     assert fixed.run_once().events == 0
+
+
+def test_replay_verify_lists_the_dead_letter_and_finds_the_rebuild_equal(
+    database_url: str, poisoned: tuple[App, Engine, int]
+) -> None:
+    checked = gridcase(database_url, "replay", "verify")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "performance: 1 dead letter (see gridcase deadletters)" in checked.stdout
+    assert "0 rows differ" in checked.stdout
+    assert "stuck" not in checked.stdout
+    report = json.loads(gridcase(database_url, "replay", "verify", "--json").stdout)
+    assert report["projections"]["performance"]["deadletters"] == 1
+    assert report["projections"]["performance"]["stuck"] is False
+    assert report["projections"]["performance"]["position"] == report["head"]
