@@ -8,8 +8,9 @@ is the notification log and the checkpoint the ``projection_positions`` row; fed
 rows.
 
 Fed from the store, only one runner per projection works at a time: it holds a lease row it renews every batch;
-another runner waits for the lease to expire or be released. An event a projection cannot apply goes to the
-dead-letter table with its error and the runner carries on.
+another runner waits for the lease to expire or be released (saying so, and stopping when asked). An event a
+projection cannot apply, or whose rows it cannot write, goes to the dead-letter table with its error and the
+runner carries on; a retry applies it again in order with the rest of its aggregate's events.
 """
 
 from __future__ import annotations
@@ -325,12 +326,10 @@ class Runner:
 
     def _history_of(self, aggregates: set[str]) -> dict[str, list[ProjectedEvent]]:
         """Every stored event of these aggregates, in store order (one pass over the log)."""
-        if not isinstance(self.source, StoreLog):
-            msg = "retrying dead letters needs the store's log (Kafka-fed letters are on the dead-letter topic)"
-            raise TypeError(msg)
+        read = self._log().read
         found: dict[str, dict[int, ProjectedEvent]] = {aggregate: {} for aggregate in aggregates}
         after = 0
-        while notifications := self.source.read(after, self.batch_size):
+        while notifications := read(after, self.batch_size):
             for notification in notifications:
                 mine = found.get(str(notification.originator_id))
                 if mine is not None:
@@ -402,8 +401,16 @@ class Runner:
             connection.commit()
         log.info("rebuilding from position zero to retry its dead letters", projection=projection.name)
         # Without a lease: a live runner of the same projection may help, the checkpoint's lock keeps it exact.
-        Runner(self.engine, self.source, [projection], batch_size=self.batch_size, lease_seconds=None,
+        # Its own log from its own position (this runner's starts at the lowest of all of them).
+        Runner(self.engine, self._log().read, [projection], batch_size=self.batch_size, lease_seconds=None,
                checkpoint=self.checkpoint).run_once()  # fmt: skip
+
+    def _log(self) -> StoreLog:
+        """The store's log this runner reads; dead letters are retried from it."""
+        if not isinstance(self.source, StoreLog):
+            msg = "retrying dead letters needs the store's log (Kafka-fed letters are on the dead-letter topic)"
+            raise TypeError(msg)
+        return self.source
 
 
 class _Again(Exception):
