@@ -194,15 +194,15 @@ def write_error(error: BaseException) -> str:
 
 def unwritable_event(engine: Engine, projection: Projection, events: list[ProjectedEvent], *,
                      before: Callable[[Connection], None] | None = None) -> int | None:
-    """The index of the event whose rows cannot be written, or None when even none of them can be.
+    """The index of the event whose rows cannot be written; None when even none of them can be, or all can.
 
     The batch's rows are written together, so a failed write does not say which event it was. Bisect on how
     many of the events (in order) are folded before the rows are written, each try in a transaction rolled
     back: the first prefix that cannot be written ends in the culprit. A handful of tries for a batch of
     thousands, and only after a write failed. ``before`` runs first in each try (a retry forgets rows).
     """
-    if not _writes(engine, projection, [], before):
-        return None
+    if not events or not _writes(engine, projection, [], before) or _writes(engine, projection, events, before):
+        return None  # no event's doing, or the failure does not come again: nothing to set aside
     good, bad = 0, len(events)  # folding ``good`` events writes; folding ``bad`` does not
     while bad - good > 1:
         middle = (good + bad) // 2
