@@ -25,6 +25,9 @@ class Projection(ABC):
     metadata: ClassVar[MetaData]
     #: Event types this projection reads; the runner skips the others without calling it.
     handles: ClassVar[frozenset[str]]
+    #: Every row is one aggregate's own (a case's status and timeline), so one aggregate's rows can be forgotten
+    #: and rebuilt from its events alone (:meth:`forget`); otherwise a retry rebuilds the whole read model.
+    per_aggregate: ClassVar[bool] = False
 
     @abstractmethod
     def apply(self, connection: Connection, event: ProjectedEvent) -> None:
@@ -37,6 +40,11 @@ class Projection(ABC):
     @abstractmethod
     def discard(self) -> None:
         """Forget the batch state after a rollback."""
+
+    def forget(self, connection: Connection, aggregate: str) -> None:
+        """Delete the rows of one aggregate (by id), to apply its events again from the first (``per_aggregate``)."""
+        msg = f"{self.name}: rows are not per aggregate; rebuild the read model instead"
+        raise NotImplementedError(msg)
 
     def prepare(self, connection: Connection, events: list[ProjectedEvent]) -> None:  # noqa: B027 - optional hook
         """Before a batch: prefetch the rows it will touch (optional)."""

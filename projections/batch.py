@@ -11,7 +11,10 @@ with the projection's :class:`Checkpoint` (how far it has got: a store position,
 3. write the rows, the dead letters and the new checkpoint in that one transaction.
 
 An event the projection fails to apply is set aside and the batch redone without it; it becomes a dead letter,
-recorded before (or in) the transaction whose checkpoint moves past it.
+recorded before (or in) the transaction whose checkpoint moves past it. So is an event whose rows cannot be
+written (a number too big for its column, a text too long): the write fails for the whole batch, so the
+culprit is found by bisecting the batch (:func:`unwritable_event`), and from there it takes the same path.
+A failure of the database itself (a lost connection, a lock) is nobody's event: it stops the run.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy import Connection, Engine, MetaData, Table
 
@@ -134,7 +138,7 @@ def apply_batch(
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
                 if checkpoint.done(connection, projection.name, lock=True) != done:
                     raise _Moved  # noqa: TRY301 - handled just below, like a failed event
-                projection.flush(connection)
+                _write(engine, connection, projection, todo, failed)
                 checkpoint.advance(connection, projection.name, done, batch.end)
                 failures = [failed[index] for index in sorted(failed)]
                 checkpoint.dead_letter(connection, projection.name, failures)
@@ -149,6 +153,86 @@ def apply_batch(
         except BaseException:
             projection.discard()
             raise
+
+
+def _write(engine: Engine, connection: Connection, projection: Projection,
+           todo: list[tuple[int, P, ProjectedEvent]], failed: dict[int, Failure[P]]) -> None:  # fmt: skip
+    """Write the batch's rows; when one event's rows cannot be written, set it aside like a failed event."""
+    try:
+        projection.flush(connection)
+    except Exception as error:
+        if not unwritable(error):
+            raise
+        connection.rollback()
+        projection.discard()
+        culprit = unwritable_event(engine, projection, [event for _, _, event in todo])
+        if culprit is None:
+            raise  # not one event's rows: the database itself (the run stops and says so)
+        index, place, event = todo[culprit]
+        failed[index] = Failure(place, event, write_error(error))
+        raise _Retry from None
+
+
+def unwritable(error: BaseException) -> bool:
+    """Whether a failure to write rows may come from what an event carried, not from the database being away.
+
+    A value a column cannot hold (SQLite's OverflowError for an integer past 64 bits; PostgreSQL's
+    "out of range", a text too long: DataError), or a constraint the rows break, is the event's; a lost
+    connection, a lock or a timeout (OperationalError, InterfaceError) is the database's and stops the run.
+    """
+    return isinstance(error, Exception) and not isinstance(error, OperationalError | InterfaceError)
+
+
+def write_error(error: BaseException) -> str:
+    """What a dead letter says of rows that could not be written: the error, then where it came from."""
+    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
+    first = detail[0] if detail else ""
+    cause = type(getattr(error, "orig", None) or error).__name__
+    where = "".join(traceback.format_exception(error, limit=3))
+    return f"{where}could not write its rows: {cause}: {first}"
+
+
+def unwritable_event(engine: Engine, projection: Projection, events: list[ProjectedEvent], *,
+                     before: Callable[[Connection], None] | None = None) -> int | None:
+    """The index of the event whose rows cannot be written; None when even none of them can be, or all can.
+
+    The batch's rows are written together, so a failed write does not say which event it was. Bisect on how
+    many of the events (in order) are folded before the rows are written, each try in a transaction rolled
+    back: the first prefix that cannot be written ends in the culprit. A handful of tries for a batch of
+    thousands, and only after a write failed. ``before`` runs first in each try (a retry forgets rows).
+    """
+    if not events or not _writes(engine, projection, [], before) or _writes(engine, projection, events, before):
+        return None  # no event's doing, or the failure does not come again: nothing to set aside
+    good, bad = 0, len(events)  # folding ``good`` events writes; folding ``bad`` does not
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if _writes(engine, projection, events[:middle], before):
+            good = middle
+        else:
+            bad = middle
+    return bad - 1
+
+
+def _writes(engine: Engine, projection: Projection, events: list[ProjectedEvent],
+            before: Callable[[Connection], None] | None) -> bool:  # fmt: skip
+    """Whether the rows of these events, folded in order, can be written (nothing is kept)."""
+    with engine.connect() as connection:
+        try:
+            if before is not None:
+                before(connection)
+            projection.prepare(connection, events)
+            for event in events:
+                projection.apply(connection, event)
+            projection.flush(connection)
+        except Exception as error:
+            if not unwritable(error):
+                raise
+            return False
+        else:
+            return True
+        finally:
+            projection.discard()
+            connection.rollback()
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, select
+from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, delete, select
 
 from domain import case as domain_case
 from projections.base import Projection
@@ -112,6 +112,8 @@ class CaseStatus(Projection):
     handles: ClassVar[frozenset[str]] = frozenset(
         {"CaseReported", "ProgressNoted", "DeadlineExtended", "CitizenFeedbackRecorded", *STATE_AFTER}
     )
+
+    per_aggregate: ClassVar[bool] = True
 
     def __init__(self) -> None:
         self.rows = RowCache(case_status)
@@ -252,6 +254,14 @@ class CaseStatus(Projection):
             case "CitizenFeedbackRecorded":
                 row["satisfaction"] = data["satisfaction"]
                 row["feedback_resolved"] = 1 if data["resolved"] else 0
+
+    def forget(self, connection: Connection, aggregate: str) -> None:
+        """Delete a case's row and its timeline."""
+        query = select(case_status.c.case_number).where(case_status.c.case_id == aggregate)
+        number = connection.execute(query).scalar()
+        if number is not None:
+            connection.execute(delete(case_timeline).where(case_timeline.c.case_number == number))
+        connection.execute(delete(case_status).where(case_status.c.case_id == aggregate))
 
     def flush(self, connection: Connection) -> None:
         """Write the changed case rows, their timeline entries and the id → number lookup."""

@@ -8,8 +8,9 @@ is the notification log and the checkpoint the ``projection_positions`` row; fed
 rows.
 
 Fed from the store, only one runner per projection works at a time: it holds a lease row it renews every batch;
-another runner waits for the lease to expire or be released. An event a projection cannot apply goes to the
-dead-letter table with its error and the runner carries on.
+another runner waits for the lease to expire or be released (saying so, and stopping when asked). An event a
+projection cannot apply, or whose rows it cannot write, goes to the dead-letter table with its error and the
+runner carries on; a retry applies it again in order with the rest of its aggregate's events.
 """
 
 from __future__ import annotations
@@ -18,13 +19,24 @@ import os
 import socket
 import time
 import traceback
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select, update
 
 from projections import lease
-from projections.batch import Batch, Checkpoint, Failure, RunStats, Source, apply_batch
+from projections.batch import (
+    Batch,
+    Checkpoint,
+    Failure,
+    RunStats,
+    Source,
+    apply_batch,
+    unwritable,
+    unwritable_event,
+    write_error,
+)
 from projections.events import decode
 from projections.follow import repeat
 from projections.sql import (
@@ -45,17 +57,26 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
     from projections.base import Projection
+    from projections.events import ProjectedEvent
 
     #: The store's notification log: ``read(after, limit)``, in store order.
     Reader = Callable[[int, int], Sequence[Notification]]
 
-__all__ = ["LeaseHeld", "RunStats", "Runner", "StoreLog", "StorePositions"]
+__all__ = ["LeaseHeld", "RunStats", "Runner", "StoreLog", "StorePositions", "Waiting"]
 
 log = structlog.get_logger("gridcase.projections")
 
 
 class LeaseHeld(RuntimeError):
     """Another runner holds the lease."""
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A runner waits for leases: who holds each (``host:pid:…``), and since when it waits (epoch seconds)."""
+
+    holders: dict[str, str]
+    since: float
 
 
 class StoreLog(Source[int, int]):
@@ -134,6 +155,12 @@ class Runner:
         self.lease_seconds = lease_seconds
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self._renewed = float("-inf")
+        #: Asked while waiting for a lease: True ends the wait (SIGTERM in the CLI).
+        self.stop: Callable[[], bool] = lambda: False
+        #: Told when this runner starts waiting for a lease, and when the holder changes.
+        self.on_wait: Callable[[Waiting], None] = self._log_wait
+        #: Whether ``stop()`` ended a wait for a lease.
+        self.stopped_waiting = False
 
     # -- set-up -----------------------------------------------------------------
 
@@ -180,37 +207,59 @@ class Runner:
         if self.lease_seconds is not None:
             lease.release(self.engine, self.owner)
 
-    def wait_for_leases(self, timeout: float | None = None, poll: float = 1.0) -> None:
-        """Block until this runner holds every projection's lease (another runner may hold them now)."""
+    def wait_for_leases(self, timeout: float | None = None, poll: float = 1.0) -> bool:
+        """Block until this runner holds every projection's lease (another runner may hold them now).
+
+        While it waits it says so once (``on_wait``: who holds which lease, since when it waits) and again when
+        the holder changes; ``stop()`` ends the wait (False). ``timeout``: raise LeaseHeld after that long.
+        """
         if self.lease_seconds is None:
-            return
+            return True
+        started = time.time()
         deadline = None if timeout is None else time.monotonic() + timeout
+        told: dict[str, str] = {}
         while True:
             held = [p.name for p in self.projections if not self._acquire(p.name)]
             if not held:
                 self._renewed = time.monotonic()
-                return
-            if deadline is not None and time.monotonic() > deadline:
+                if told:
+                    log.warning("took over the lease", projections=list(told), waited=round(time.time() - started, 1))
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
                 msg = f"projections {', '.join(held)} are being run by another runner"
                 raise LeaseHeld(msg)
-            log.info("waiting for lease", projections=held)
+            holders = {name: lease.holder(self.engine, name) or "a runner that just left" for name in held}
+            if holders != told:
+                self.on_wait(Waiting(holders, started))
+                told = holders
+            if self.stop():
+                self.stopped_waiting = True
+                return False
             time.sleep(poll)
+
+    @staticmethod
+    def _log_wait(waiting: Waiting) -> None:
+        """Say that this runner waits for a lease: a log line (the CLI prints its own)."""
+        log.warning("waiting for the lease", held_by=waiting.holders, since=waiting.since)
 
     # -- running ----------------------------------------------------------------
 
     def run_once(
         self, *, progress: Callable[[RunStats], None] | None = None, lease_timeout: float | None = None
     ) -> RunStats:
-        """Catch up with the source, then return."""
-        self.wait_for_leases(lease_timeout)
+        """Catch up with the source, then return (at once, having done nothing, if stopped waiting for a lease)."""
+        if not self.wait_for_leases(lease_timeout):
+            return RunStats()
         return repeat(self._batch, RunStats(), progress=progress)
 
     def follow(self, *, poll: float | None = None, stop: Callable[[], bool] = lambda: False,
                progress: Callable[[RunStats], None] | None = None) -> RunStats:  # fmt: skip
         """Keep applying new events as they come, until ``stop()`` says so (idle: wait ``poll`` seconds)."""
+        self.stop = stop
 
         def step(stats: RunStats) -> bool:
-            self.wait_for_leases()
+            if not self.wait_for_leases():
+                return False
             return self._batch(stats, until_end=False)
 
         wait = self.source.idle_poll if poll is None else poll
@@ -235,33 +284,156 @@ class Runner:
         log.info("batch", position=stats.position, events=batch.read)
         return True
 
-    def retry_deadletters(self, fetch: Callable[[int], Notification | None]) -> tuple[int, int]:
-        """Apply each dead-lettered event again, oldest first; (applied, still failing)."""
-        applied = failing = 0
+    # -- dead letters -------------------------------------------------------------
+
+    def retry_deadletters(self) -> tuple[int, int]:
+        """Apply dead-lettered events again, in order with the rest of their aggregate; (applied, still failing).
+
+        A letter applied on top of its case's later events would move the case back a state, so a retry never
+        applies a letter alone: a projection whose rows are each one aggregate's own (``per_aggregate``, case
+        status) forgets the rows of each aggregate with a letter and applies all of that aggregate's events
+        again, in store order, up to its position, in one transaction under the position's lock; any other
+        (figures summed over many cases) is rebuilt from position zero in place. An event that still fails
+        keeps its letter, one attempt more, with the new error; a letter whose event now applies is removed.
+        """
         with self.engine.connect() as connection:
-            letters = connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings().all()
-        by_name = {p.name: p for p in self.projections}
-        for letter in letters:
-            projection = by_name.get(letter["projection"])
-            notification = fetch(letter["position"])
-            if projection is None or notification is None:
+            letters = [dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position))
+                       .mappings()]  # fmt: skip
+        applied = failing = 0
+        for projection in self.projections:
+            mine = [letter for letter in letters if letter["projection"] == projection.name]
+            if not mine:
                 continue
-            event = decode(notification)
-            try:
-                with self.engine.begin() as connection:
-                    projection.apply(connection, event)
-                    projection.flush(connection)
-                    connection.execute(delete(deadletters).where(deadletters.c.id == letter["id"]))
-                applied += 1
-            except Exception:  # noqa: BLE001 - report and keep the letter
-                projection.discard()
-                failing += 1
-                with self.engine.begin() as connection:
-                    connection.execute(
-                        update(deadletters)
-                        .where(deadletters.c.id == letter["id"])
-                        .values(
-                            error=traceback.format_exc(limit=3), attempts=letter["attempts"] + 1, failed_at=utc_now()
-                        )
-                    )
+            if projection.per_aggregate:
+                history = self._history_of({letter["originator_id"] for letter in mine})
+                for aggregate in dict.fromkeys(letter["originator_id"] for letter in mine):
+                    self._redo_aggregate(projection, aggregate, history.get(aggregate, []))
+            else:
+                self._redo_projection(projection)
+            with self.engine.begin() as connection:
+                left = {row.position: row for row in connection.execute(
+                    select(deadletters).where(deadletters.c.projection == projection.name))}  # fmt: skip
+                for letter in mine:
+                    again = left.get(letter["position"])
+                    if again is None:
+                        applied += 1
+                        continue
+                    failing += 1
+                    if not projection.per_aggregate:  # written anew by the rebuild: carry the attempts over
+                        connection.execute(update(deadletters).where(deadletters.c.id == again.id)
+                                           .values(attempts=letter["attempts"] + 1))  # fmt: skip
         return applied, failing
+
+    def _history_of(self, aggregates: set[str]) -> dict[str, list[ProjectedEvent]]:
+        """Every stored event of these aggregates, in store order (one pass over the log)."""
+        read = self._log().read
+        found: dict[str, dict[int, ProjectedEvent]] = {aggregate: {} for aggregate in aggregates}
+        after = 0
+        while notifications := read(after, self.batch_size):
+            for notification in notifications:
+                mine = found.get(str(notification.originator_id))
+                if mine is not None:
+                    mine[notification.id] = decode(notification)
+            after = max(n.id for n in notifications)
+        return {aggregate: [events[p] for p in sorted(events)] for aggregate, events in found.items()}
+
+    def _redo_aggregate(self, projection: Projection, aggregate: str, events: list[ProjectedEvent]) -> None:
+        """Forget one aggregate's rows and apply its events again in order, in one transaction; letters settled."""
+        failed: dict[int, str] = {}
+        while True:
+            with self.engine.connect() as connection:
+                try:
+                    if connection.dialect.name == "sqlite":
+                        connection.exec_driver_sql("BEGIN IMMEDIATE")
+                    done = stored_position(connection, projection.name, lock=True)
+                    todo = [e for e in events if e.type in projection.handles and e.position <= done]
+                    self._refold(connection, projection, aggregate, [e for e in todo if e.position not in failed],
+                                 failed)  # fmt: skip
+                    _settle(connection, projection.name, aggregate, failed, events)
+                    connection.commit()
+                except _Again:
+                    connection.rollback()
+                    projection.discard()
+                except BaseException:
+                    projection.discard()
+                    raise
+                else:
+                    return
+
+    def _refold(self, connection: Connection, projection: Projection, aggregate: str,
+                todo: list[ProjectedEvent], failed: dict[int, str]) -> None:  # fmt: skip
+        """Forget the aggregate's rows, fold its events, write; a failing event goes to ``failed`` (_Again)."""
+
+        def forget(connection: Connection) -> None:
+            projection.forget(connection, aggregate)
+
+        forget(connection)
+        projection.prepare(connection, todo)
+        for event in todo:
+            try:
+                projection.apply(connection, event)
+            except Exception:  # noqa: BLE001 - set aside, like in a batch
+                failed[event.position] = traceback.format_exc(limit=3)
+                raise _Again from None
+        try:
+            projection.flush(connection)
+        except Exception as error:
+            if not unwritable(error):
+                raise
+            connection.rollback()
+            projection.discard()
+            culprit = unwritable_event(self.engine, projection, todo, before=forget)
+            if culprit is None:
+                raise
+            failed[todo[culprit].position] = write_error(error)
+            raise _Again from None
+
+    def _redo_projection(self, projection: Projection) -> None:
+        """Empty a projection's tables and catch it up from position zero (its letters are written anew)."""
+        with self.engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            stored_position(connection, projection.name, lock=True)  # a runner mid-batch finishes first
+            for table in reversed(projection.metadata.sorted_tables):
+                connection.execute(delete(table))
+            connection.execute(delete(deadletters).where(deadletters.c.projection == projection.name))
+            upsert(connection, positions, [{"name": projection.name, "position": 0, "updated_at": utc_now()}])
+            connection.commit()
+        log.info("rebuilding from position zero to retry its dead letters", projection=projection.name)
+        # Without a lease: a live runner of the same projection may help, the checkpoint's lock keeps it exact.
+        # Its own log from its own position (this runner's starts at the lowest of all of them).
+        Runner(self.engine, self._log().read, [projection], batch_size=self.batch_size, lease_seconds=None,
+               checkpoint=self.checkpoint).run_once()  # fmt: skip
+
+    def _log(self) -> StoreLog:
+        """The store's log this runner reads; dead letters are retried from it."""
+        if not isinstance(self.source, StoreLog):
+            msg = "retrying dead letters needs the store's log (Kafka-fed letters are on the dead-letter topic)"
+            raise TypeError(msg)
+        return self.source
+
+
+class _Again(Exception):
+    """An event failed during a retry: roll back and redo the aggregate without it."""
+
+
+def _settle(connection: Connection, projection: str, aggregate: str, failed: dict[int, str],
+            events: Sequence[ProjectedEvent]) -> None:  # fmt: skip
+    """The aggregate's letters after a retry: removed where the event applied, one attempt more where it failed."""
+    query = (select(deadletters).where(deadletters.c.projection == projection)
+             .where(deadletters.c.originator_id == aggregate))  # fmt: skip
+    existing = {row.position: row for row in connection.execute(query)}
+    gone = [row.id for position, row in existing.items() if position not in failed]
+    if gone:
+        connection.execute(delete(deadletters).where(deadletters.c.id.in_(gone)))
+    by_position = {event.position: event for event in events}
+    for position, error in failed.items():
+        row = existing.get(position)
+        if row is not None:
+            connection.execute(update(deadletters).where(deadletters.c.id == row.id)
+                               .values(error=error, attempts=row.attempts + 1, failed_at=utc_now()))  # fmt: skip
+        else:
+            event = by_position[position]
+            connection.execute(deadletters.insert().values(
+                projection=projection, position=position, event_type=event.type, originator_id=aggregate,
+                error=error, failed_at=utc_now(), attempts=1))  # fmt: skip

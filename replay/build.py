@@ -25,16 +25,18 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, delete, event, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, delete, event, func, select
 
+from projections import lease
 from projections.catalogue import FACTORIES, make_projections
-from projections.runner import Runner, RunStats
+from projections.runner import LeaseHeld, Runner, RunStats
 from projections.sql import create_tables, deadletters, make_engine, positions, stored_position, upsert
 from replay.source import up_to_position
 
@@ -299,15 +301,27 @@ class Difference:
 
 @dataclass
 class Verified:
-    """What the determinism check found."""
+    """What the determinism check found, and how far each projection is from the store's head."""
 
     positions: dict[str, int]
     rows: dict[str, int] = field(default_factory=dict)
     differences: list[Difference] = field(default_factory=list)
     #: Differences beyond the ones kept (the check keeps the first few hundred).
     more: int = 0
+    #: The store's last position when the live tables were read.
+    head: int = 0
+    #: Dead letters per projection (events set aside: ``gridcase deadletters``).
+    letters: dict[str, int] = field(default_factory=dict)
+    #: Projections that did not reach ``head`` by the end of the check: how many events short.
+    stuck: dict[str, int] = field(default_factory=dict)
+    #: Why a stuck projection did not move: who holds its lease, or the error its catch-up met.
+    why: dict[str, str] = field(default_factory=dict)
 
     limit: ClassVar[int] = 500
+
+    def behind(self, name: str) -> int:
+        """How many events the live tables were behind the store's head when they were read."""
+        return max(0, self.head - self.positions.get(name, 0))
 
 
 def verify(
@@ -317,38 +331,101 @@ def verify(
     tz: tzinfo,
     *,
     batch_size: int = 25_000,
-    lease_timeout: float | None = 30.0,
+    wait: float = 5.0,
     progress: Callable[[RunStats], None] | None = None,
 ) -> Verified:
-    """Rebuild projections into scratch tables up to the live positions and compare every row."""
+    """Rebuild projections into scratch tables up to the live positions, compare every row, and find stuck ones.
+
+    No lease is taken, so a runner following the store (``project --follow``) keeps running: the live tables
+    are read in one snapshot (a read transaction on SQLite's WAL, REPEATABLE READ on PostgreSQL), their
+    positions with them, and the rebuild goes up to those positions. Like every query it first catches up the
+    projections nobody else runs. At the end each projection must have reached the store's head as it was when
+    the tables were read: it is given ``wait`` seconds (a follower polls), and one more catch-up if no runner
+    holds it; one that still has not is *stuck*.
+    """
+    _catch_up(live, read, names, tz)
     result = Verified(positions={})
-    with scratch_of(beside(live, "verify")) as scratch:
-        # Up to where the live tables are now (while they keep moving), then once more under their leases.
+    with scratch_of(beside(live, "verify")) as scratch, _snapshot(live) as snapshot:
         for name in names:
-            target = position_of(live, name)
-            build(scratch.engine, up_to_position(read, target), make_projections([name], tz),
-                  batch_size=batch_size, progress=progress)  # fmt: skip
-        holder = Runner(live, read, make_projections(names, tz), owner=f"replay-verify:{os.getpid()}")
-        holder.create_tables()
-        holder.wait_for_leases(lease_timeout)
-        try:
-            for projection in make_projections(names, tz):
-                target = position_of(live, projection.name)
-                build(scratch.engine, up_to_position(read, target), [projection], batch_size=batch_size)
-                result.positions[projection.name] = target
-                for table in projection.metadata.sorted_tables:
-                    result.rows[table.name] = _compare(live, scratch.engine, table, result)
-        finally:
-            holder.release()
+            result.positions[name] = stored_position(snapshot, name)
+        found = snapshot.execute(select(deadletters.c.projection, func.count()).group_by(deadletters.c.projection))
+        result.letters = {name: count for name, count in found if name in names}
+        result.head = _head(read, max(result.positions.values(), default=0))
+        for projection in make_projections(names, tz):
+            target = result.positions[projection.name]
+            build(scratch.engine, up_to_position(read, target), [projection], batch_size=batch_size,
+                  progress=progress)  # fmt: skip
+            for table in projection.metadata.sorted_tables:
+                result.rows[table.name] = _compare(snapshot, scratch.engine, table, result)
+    _find_stuck(live, read, names, tz, result, wait)
     return result
 
 
-def _compare(live: Engine, rebuilt: Engine, table: Table, result: Verified) -> int:
+@contextmanager
+def _snapshot(live: Engine) -> Iterator[Connection]:
+    """One connection that sees the live tables as they were at its first read, until it ends."""
+    with live.connect() as connection:
+        if live.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")  # deferred: the first read takes the WAL snapshot
+            snap = connection
+        else:
+            snap = connection.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            yield snap
+        finally:
+            snap.rollback()
+
+
+def _head(read: Reader, start: int) -> int:
+    """The last position of the source (read on from ``start``)."""
+    head = start
+    while found := read(head, 10_000):
+        head = max(n.id for n in found)
+    return head
+
+
+def _catch_up(live: Engine, read: Reader, names: Sequence[str], tz: tzinfo) -> dict[str, str]:
+    """Catch up each projection no other runner holds, as a query does; the error of one that could not."""
+    errors: dict[str, str] = {}
+    for projection in make_projections(names, tz):
+        runner = Runner(live, read, [projection], owner=f"replay-verify:{os.getpid()}")
+        runner.create_tables()
+        try:
+            runner.run_once(lease_timeout=0)
+        except LeaseHeld:
+            pass
+        except Exception as error:  # noqa: BLE001 - reported as the reason the projection is stuck
+            errors[projection.name] = f"its catch-up failed: {type(error).__name__}: {error}".splitlines()[0]
+        finally:
+            runner.release()
+    return errors
+
+
+def _find_stuck(live: Engine, read: Reader, names: Sequence[str], tz: tzinfo, result: Verified,
+                wait: float) -> None:  # fmt: skip
+    """Give projections short of the head ``wait`` seconds and a catch-up; record the ones still short."""
+
+    def short() -> dict[str, int]:
+        return {name: result.head - position for name in names
+                if (position := position_of(live, name)) < result.head}  # fmt: skip
+
+    deadline = time.monotonic() + wait
+    while short() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    errors = _catch_up(live, read, list(short()), tz) if short() else {}
+    result.stuck = short()
+    for name in result.stuck:
+        held = lease.holder(live, name)
+        result.why[name] = errors.get(name) or (
+            f"its runner {held} holds the lease and has not moved" if held else "nothing moved it")
+
+
+def _compare(live: Connection, rebuilt: Engine, table: Table, result: Verified) -> int:
     """Walk both tables in key order side by side; record each row that differs. Returns the rows seen."""
     keys = [column.name for column in table.primary_key]
     seen = 0
-    with live.connect() as left_connection, rebuilt.connect() as right_connection:
-        left = _rows(left_connection, table)
+    with rebuilt.connect() as right_connection:
+        left = _rows(live, table)
         right = _rows(right_connection, table)
         a, b = next(left, None), next(right, None)
         while a is not None or b is not None:

@@ -243,17 +243,19 @@ def duplicates(number: Number, as_json: JsonOpt = False) -> None:
 
 
 def deadletters_command(
-    retry: Annotated[bool, typer.Option("--retry", help="Apply each dead-lettered event again")] = False,
+    retry: Annotated[
+        bool, typer.Option("--retry", help="Apply each dead-lettered event again, with the rest of its case's events")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Events a projection could not apply, with the error; --retry applies them again."""
+    """Events a projection could not apply or write, with the error; --retry applies them again, in order."""
     from sqlalchemy import select  # noqa: PLC0415
 
     from projections.sql import deadletters  # noqa: PLC0415
 
     settings = load_settings()
     with read_side(settings, catch_up=False) as read:
-        outcome = read.runner.retry_deadletters(read.fetch) if retry else None
+        outcome = read.runner.retry_deadletters() if retry else None
         with read.engine.connect() as connection:
             rows = [
                 dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()

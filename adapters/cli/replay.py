@@ -180,7 +180,7 @@ def replay_rebuild(
             done = rebuild(engine, read, names, settings.tz, batch_size=batch_size, lease_timeout=lease_timeout,
                            progress=_progress(as_json))  # fmt: skip
         except LeaseHeld as error:
-            fail(Exit.FOUND, f"not rebuilt: {error}; stop it (or wait) and try again")
+            fail(Exit.CONFLICT, f"conflict: not rebuilt: {error}; stop it (or wait) and try again")
     summary(
         as_json,
         {"rebuilt": done.projections, "position": done.position, "events": done.events,
@@ -239,32 +239,68 @@ def replay_build(
 def replay_verify(
     projections: ProjectionsArg = None,
     source: FromOpt = "store",
+    wait: Annotated[
+        float, typer.Option(min=0, help="Seconds a projection behind the store may take to catch up before it is stuck")
+    ] = 5.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Rebuild projections into scratch tables and compare every row with the live ones."""
+    """Rebuild projections into scratch tables, compare every row with the live ones, and report stuck ones.
+
+    Exit 0: no row differs and every projection reached the store's head; 1: a row differs or a projection is
+    stuck (each named on stdout). Dead letters are listed, and alone do not fail the check. Runs beside
+    ``project --follow``: it takes no lease.
+    """
     with _in_place(projections, source) as (settings, names, opened):
-        result = verify(opened.live, opened.read, names, settings.tz, progress=_progress(as_json))
+        result = verify(opened.live, opened.read, names, settings.tz, wait=wait, progress=_progress(as_json))
     rows = [
         {"table": d.table, "key": d.key, "kind": d.kind, "live": d.live, "rebuilt": d.rebuilt,
          "changed": {k: list(v) for k, v in d.changed().items()}}
         for d in result.differences
     ]  # fmt: skip
+    status = {
+        name: {"position": position, "behind": result.behind(name), "deadletters": result.letters.get(name, 0),
+               "stuck": name in result.stuck, "short_by": result.stuck.get(name, 0), "why": result.why.get(name)}
+        for name, position in result.positions.items()
+    }  # fmt: skip
     if as_json:
         emit(
-            {"positions": result.positions, "rows": result.rows, "differences": rows, "more": result.more},
+            {"positions": result.positions, "head": result.head, "projections": status, "rows": result.rows,
+             "differences": rows, "more": result.more},
             ensure_ascii=False,
             default=str,
-        )
+        )  # fmt: skip
     else:
         for d in result.differences:
             key = ", ".join(f"{k}={v}" for k, v in d.key.items())
             detail = "; ".join(f"{k}: live {a!r}, rebuilt {b!r}" for k, (a, b) in d.changed().items())
             out.print(f"{d.table} [{key}]: {d.kind}" + (f": {detail}" if detail else ""), markup=False, highlight=False)
+        for name, line in _standing(result).items():
+            out.print(f"{name}: {line}", markup=False, highlight=False)
         total = len(result.differences) + result.more
         where = ", ".join(f"{name} at {position}" for name, position in result.positions.items())
-        out.print(f"{total} rows differ ({sum(result.rows.values()):,} compared; {where})", highlight=False)
-    if result.differences:
+        out.print(f"{total} rows differ ({sum(result.rows.values()):,} compared; {where}; store at {result.head})",
+                  highlight=False)  # fmt: skip
+    if result.differences or result.stuck:
         raise typer.Exit(int(Exit.FOUND))
+
+
+def _standing(result: Any) -> dict[str, str]:
+    """A line per projection that is behind, stuck or holds dead letters."""
+    lines: dict[str, str] = {}
+    for name, position in result.positions.items():
+        said = []
+        if name in result.stuck:
+            said.append(f"stuck {result.stuck[name]:,} events behind the store's head {result.head:,} "
+                        f"({result.why[name]})")  # fmt: skip
+        elif result.behind(name):
+            said.append(f"was {result.behind(name):,} events behind the store's head {result.head:,} "
+                        f"(at {position:,}) and caught up")  # fmt: skip
+        if result.letters.get(name):
+            count = result.letters[name]
+            said.append(f"{count} dead letter{'s' if count != 1 else ''} (see gridcase deadletters)")
+        if said:
+            lines[name] = "; ".join(said)
+    return lines
 
 
 # -- review -----------------------------------------------------------------------------------------

@@ -7,16 +7,20 @@ on stderr and one summary line at the end (:class:`adapters.cli.common.LongRun`)
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from adapters.cli.common import Exit, JsonOpt, LongRun, fail, load_settings, opened_engine, rate
+from adapters.cli.common import Exit, JsonOpt, LongRun, err, fail, load_settings, opened_engine, rate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from adapters.settings import Settings
     from projections.batch import RunStats
+    from projections.runner import Waiting
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +48,21 @@ def _projected(stats: RunStats) -> str:
     return f"projected to position {stats.position}: {stats.events} events"
 
 
+def _say_waiting(settings: Settings) -> Callable[[Waiting], None]:
+    """A line on stderr: which lease this runner waits for, held by whom, since when (district local time)."""
+
+    def say(waiting: Waiting) -> None:
+        since = datetime.fromtimestamp(waiting.since, settings.tz).isoformat(timespec="seconds")
+        by: dict[str, list[str]] = {}
+        for name, owner in waiting.holders.items():
+            by.setdefault(owner, []).append(name)
+        held = "; ".join(f"{', '.join(names)} held by {owner}" for owner, names in by.items())
+        err.print(f"waiting since {since} for the lease of {held} (SIGTERM or Ctrl-C stops)",
+                  markup=False, highlight=False)  # fmt: skip
+
+    return say
+
+
 def project(
     follow: Annotated[bool, typer.Option("--follow", help="Keep following the store")] = False,
     source: Annotated[Source, typer.Option("--from", help="store, or kafka (the relay's topics)")] = Source.STORE,
@@ -59,12 +78,17 @@ def project(
         return
     with opened_engine(settings) as engine:
         read = engine.read_side(batch_size=batch_size)
+        read.runner.on_wait = _say_waiting(settings)
+        read.runner.stop = run.stopping
         try:
             stats = run.run(read.runner, follow=follow)
         finally:
             read.runner.release()
             read.close()
     if stats is None:
+        return
+    if read.runner.stopped_waiting:
+        err.print("stopped while waiting for the lease: nothing projected", highlight=False)
         return
     run.summary(
         {"events": stats.events, "batches": stats.batches, "position": stats.position,

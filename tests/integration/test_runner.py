@@ -88,12 +88,6 @@ def reader_of(app: App) -> Callable[[int, int], Sequence[Notification]]:
     return read
 
 
-def fetcher_of(app: App) -> Callable[[int], Notification | None]:
-    """One notification by position, for retrying dead letters."""
-    recorder = app.store.recorder
-    return lambda position: next(iter(recorder.select_notifications(start=position, limit=1)), None)
-
-
 def snapshot(engine: Engine) -> Rows:
     """Every row of every case-status table, sorted by key."""
     with engine.connect() as connection:
@@ -613,33 +607,26 @@ def test_an_event_that_fails_is_dead_lettered_the_rest_applied_and_a_retry_appli
     assert_clean(engine, without, skip=status_of_case)
 
     # Still broken: the retry keeps the letter and counts the attempt.
-    assert dead.retry_deadletters(fetcher_of(app)) == (0, 1)
+    assert dead.retry_deadletters() == (0, 1)
     assert [(x["position"], x["attempts"]) for x in letters(engine)] == [(poison, 2)]
 
     flaky.broken = False
-    assert dead.retry_deadletters(fetcher_of(app)) == (1, 0)
+    assert dead.retry_deadletters() == (1, 0)
     assert letters(engine) == []
-    assert dead.retry_deadletters(fetcher_of(app)) == (0, 0)
+    assert dead.retry_deadletters() == (0, 0)
     # Applied once: its timeline entry is back, and no other row but this case's status row differs.
     assert_clean(engine, history.expected, skip=status_of_case)
     # A later run finds nothing to do.
     assert dead.run_once().events == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG projections/runner.py Runner.retry_deadletters + projections/case_status.py: a retried letter is "
-    "applied out of order, on top of the case's later events, and CaseStatus.apply sets state, last_event, "
-    "last_event_at and version from whatever event it is given, so the case's row goes back to 'accepted' with the "
-    "old version although the case has moved on",
-)
 def test_after_a_retried_dead_letter_the_read_model_equals_a_clean_build(
     app: App, engine: Engine, history: History
 ) -> None:
     poison = history.positions_of("CaseAccepted")[2]
     dead, flaky = run_with_poison(app, engine, history, poison)
     flaky.broken = False
-    assert dead.retry_deadletters(fetcher_of(app)) == (1, 0)
+    assert dead.retry_deadletters() == (1, 0)
     assert_clean(engine, history.expected)
 
 
@@ -659,6 +646,6 @@ def test_a_dead_lettered_report_takes_its_case_with_it_and_a_retry_restores_the_
     assert_clean(engine, history.expected, skip=of_case(case_id, number))
 
     flaky.broken = False
-    assert dead.retry_deadletters(fetcher_of(app)) == (len(own), 0)
+    assert dead.retry_deadletters() == (len(own), 0)
     assert letters(engine) == []
     assert_clean(engine, history.expected)
