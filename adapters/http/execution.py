@@ -17,6 +17,7 @@ from adapters.http.auth import roles_for
 from adapters.http.errors import ApiError, describe, field_problems
 from adapters.http.idempotency import MAX_KEY_LENGTH, KeyInFlight, KeyReused, Stored, request_hash
 from domain import commands as c
+from domain.bounds import moment_problem
 from domain.commands import COMMANDS
 from domain.errors import CommandRefused, DomainError, UnknownReference
 from service import BadInput, ConcurrentChange
@@ -63,6 +64,11 @@ def build(principal: Principal, fields: dict[str, Any]) -> c.AnyCommand:
         raise ApiError(422, "bad_input", f"bad input: {describe(problems)}", problems) from None
     if command.at is not None and command.at < EARLIEST:
         raise ApiError(422, "bad_input", "bad input: at: is before 2000", [{"field": "at", "message": "before 2000"}])
+    for name in type(command).model_fields:
+        value = getattr(command, name)
+        problem = moment_problem(value) if isinstance(value, datetime) else None
+        if problem is not None:  # years 1 and 9999 overflow the district's date arithmetic
+            raise ApiError(422, "bad_input", f"bad input: {name}: {problem}", [{"field": name, "message": problem}])
     return command
 
 

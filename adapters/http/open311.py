@@ -21,6 +21,7 @@ from adapters.http.deps import Credentials, caller, runtime_of
 from adapters.http.errors import ApiError
 from adapters.http.execution import build, idempotent, run
 from adapters.http.xml import to_xml
+from domain.bounds import moment_problem
 from projections.case_status import CLOSED_STATES, OPEN_STATES, STATE_AFTER, case_status, case_timeline
 
 if TYPE_CHECKING:
@@ -63,15 +64,17 @@ def _parse_time(text: str | None, name: str, runtime: Runtime) -> datetime | Non
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = None if text.strip().lstrip("+-").isdigit() else datetime.fromisoformat(text)  # no Unix seconds
     except ValueError:
-        raise _bad(f"{name}: {text!r} is not a W3C datetime") from None
+        moment = None
+    if moment is None:
+        raise _bad(f"{name}: {text!r} is not a W3C datetime")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=runtime.settings.tz)
-    try:
-        return moment.astimezone(UTC).replace(tzinfo=None)
-    except OverflowError:
-        raise _bad(f"{name}: {text!r} is out of range") from None
+    problem = moment_problem(moment)
+    if problem is not None:
+        raise _bad(f"{name}: {text!r} {problem}")
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _list(text: str | None) -> list[str]:

@@ -84,11 +84,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield running
 
 
+#: The shared servers' public reads are not rate-limited in practice: the tests of the limits bring their own.
+UNLIMITED = {"http_public_rate": 10_000.0, "http_public_burst": 100_000}
+
+
 @contextmanager
-def serving(url: str) -> Iterator[Api]:
+def serving(url: str, **settings_overrides: Any) -> Iterator[Api]:
     """Seed the small district into a database and serve the API over it on a free loopback port."""
     seed(url)
-    settings = make_settings(url)
+    settings = make_settings(url).model_copy(update={**UNLIMITED, **settings_overrides})
     runtime = Runtime(bootstrap(settings))
     tokens = {name: runtime.tokens.create(actor, role, unit).token for name, (actor, role, unit) in CAST.items()}
     app = create_app(runtime=runtime)
