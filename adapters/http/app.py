@@ -13,14 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.http import native, open311
 from adapters.http.errors import ApiError, describe, error_response, field_problems
-from adapters.http.guard import Guard
+from adapters.http.guard import REQUEST_THREADS, Guard
 from adapters.http.runtime import Runtime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-#: Worker threads for request handlers.
-THREADS = 4
+#: Worker threads for request handlers; public reads may take at most GRIDCASE_HTTP_PUBLIC_THREADS of them.
+THREADS = REQUEST_THREADS
 
 DESCRIPTION = """\
 gridcase's HTTP API (docs/http.md).

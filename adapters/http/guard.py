@@ -38,6 +38,8 @@ log = structlog.get_logger("gridcase.http")
 PUBLIC_PREFIXES = ("/open311/", "/api/v1/track/")
 PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 READ_METHODS = frozenset({"GET", "HEAD"})
+#: Worker threads for request handlers (the app sets the thread pool to this).
+REQUEST_THREADS = 4
 #: Public reads that may wait for a free slot; past this they are told to come back (503).
 MAX_WAITING = 200
 #: Client addresses remembered at most; full buckets are forgotten first.
@@ -103,7 +105,8 @@ class Guard:
             burst = int(getattr(settings, "http_public_burst", 40))
             threads = int(getattr(settings, "http_public_threads", 2))
             self.buckets = Buckets(rate, burst)
-            self.slots = asyncio.Semaphore(threads)
+            # Never every thread: a write always finds one free.
+            self.slots = asyncio.Semaphore(max(1, min(threads, REQUEST_THREADS - 1)))
         return self.buckets, self.slots
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -34,11 +34,12 @@ router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 Format = Annotated[Literal["json", "xml"], Path(description="json or xml")]
 #: Events that move a case through its public life: one service request update each.
 PUBLIC_CHANGES = ("CaseReported", *STATE_AFTER)
-MAX_PAGE_SIZE = 1000
+#: The most items a page holds: a listing is a public read, and a big page is what starved intake (issue 13).
+MAX_PAGE_SIZE = 200
 URGENCIES = ("normal", "urgent")
 
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")]
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page (at most 1000)")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page (at most {MAX_PAGE_SIZE})")]
 W3cTime = Annotated[str | None, Query(max_length=40, description="W3C datetime, e.g. 2021-06-01T00:00:00+08:00")]
 
 
