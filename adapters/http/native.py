@@ -85,11 +85,8 @@ def _add_command_route(cls: type[c.Command]) -> None:
         if number_field is not None:
             fields[number_field] = values[number_field]
         runtime = runtime_of(request)
-
-        def respond() -> Response:
-            return json_response(run(runtime, build(principal, fields)), status)
-
-        return idempotent(runtime, request, principal, fields, respond)
+        return idempotent(runtime, request, principal, fields, lambda: run(runtime, build(principal, fields)),
+                          lambda result: json_response(result, status))  # fmt: skip
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [

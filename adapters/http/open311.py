@@ -190,14 +190,14 @@ def create_request(
         "reporter": {"name": name, "phone": phone} if name or phone else None,
     }
 
-    def respond() -> Response:
-        result = run(runtime, build(principal, fields))
+    def respond(result: dict[str, Any]) -> Response:
         answer = [{"service_request_id": result["case_number"], "account_id": account_id,
                    "service_notice": f"registered as case {result['case_number']}; track it at "
                                      f"/open311/v2/requests/{result['case_number']}.json"}]  # fmt: skip
         return _respond(answer, response_format, "service_requests", "request", 201)
 
-    return idempotent(runtime, request, principal, {"format": response_format, **fields}, respond)
+    return idempotent(runtime, request, principal, {"format": response_format, **fields},
+                      lambda: run(runtime, build(principal, fields)), respond)  # fmt: skip
 
 
 def _locate(runtime: Runtime, grid: str | None, address_id: str | None, address: str | None,
