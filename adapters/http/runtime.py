@@ -90,7 +90,10 @@ class Runtime:
         create_tables(self.engine)
         self.gate = WriteGate(serialise=settings.sqlite_path is not None)
         self.tokens = TokenStore(self.engine)
-        self._store_engine: SqlEngine | None = None
+        # The write marks are in the store's database, which may not be the read models'.
+        self._store_engine: SqlEngine | None = (
+            None if settings.read_url == settings.database_url else make_engine(settings.database_url)
+        )
         self.idempotency = IdempotencyStore(
             self.engine, self.gate, lease_seconds=settings.http_idempotency_lease_seconds, landed=self._landed
         )
@@ -103,12 +106,7 @@ class Runtime:
 
     def _landed(self, mark: str) -> int | None:
         """Where the store put the first event written with this mark (adapters/chained.py), if it did."""
-        if self.settings.read_url == self.settings.database_url:
-            engine = self.engine
-        else:
-            if self._store_engine is None:
-                self._store_engine = make_engine(self.settings.database_url)
-            engine = self._store_engine
+        engine = self._store_engine or self.engine
         with engine.connect() as connection:
             found = connection.execute(
                 text(f"SELECT position FROM {MARKS_TABLE} WHERE mark = :mark"),  # noqa: S608 - a constant

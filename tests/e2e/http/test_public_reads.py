@@ -83,3 +83,19 @@ def test_thirty_token_less_readers_do_not_starve_intake(tmp_path: Path) -> None:
     assert too_big, statuses
     assert "page_size" in too_big[0].json()[0]["description"]
     assert "200" in too_big[0].json()[0]["description"]  # the cap is named
+
+
+def test_the_bucket_lets_a_burst_through_then_the_rate_and_says_how_long_to_wait() -> None:
+    from adapters.http.guard import Buckets  # noqa: PLC0415
+
+    now = [100.0]
+    buckets = Buckets(rate=2.0, burst=3, clock=lambda: now[0])
+    assert [buckets.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("a") == 0.5  # one token takes half a second at 2 a second
+    assert buckets.take("b") == 0.0  # another address has its own bucket
+    now[0] += 0.25
+    assert buckets.take("a") == 0.25
+    now[0] += 0.25
+    assert buckets.take("a") == 0.0
+    now[0] += 60
+    assert [buckets.take("a") for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]  # saved up: the burst, not more
