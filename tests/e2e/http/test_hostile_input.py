@@ -4,15 +4,20 @@ periods outside the window refused naming the parameter, Unix integer times refu
 from __future__ import annotations
 
 import sqlite3
+import time
 import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
+from tests.e2e.http.conftest import issue_tokens, seed, serve_process
 from tests.e2e.http.test_lifecycle import file_complaint, post
 from tests.support import CATEGORY, GRID
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.e2e.http.conftest import Api
 
 
@@ -104,3 +109,27 @@ def test_open311_times_outside_the_window_or_in_unix_seconds_are_400_naming_the_
         response = public.get("/open311/v2/requests.json", params={"start_date": start_date})
     assert response.status_code == 400, response.text
     assert "start_date" in response.json()[0]["description"]
+
+
+def test_gridcase_serve_logs_an_unexpected_failure_in_one_line_without_local_variables(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'gridcase.db'}"
+    seed(url)
+    token = issue_tokens(url, ("operator",))["operator"]
+    secret = "secret-in-a-local-variable"
+    payload = f'{{"channel": "hotline", "category": "{CATEGORY}", "grid": "{GRID}", "description": "{secret} \\ud800"}}'
+    with serve_process(url) as served:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        response = httpx.post(f"{served.url}/api/v1/cases", content=payload, headers=headers, timeout=30)
+        time.sleep(0.2)
+        log = served.log()
+    assert response.headers["content-type"].startswith("application/json")
+    if response.status_code == 500:  # the domain's text bounds may refuse it first (422)
+        request_id = response.headers["x-request-id"]
+        lines = [line for line in log.splitlines() if request_id in line]
+        assert len(lines) == 1, log
+        assert "request failed" in lines[0]
+        assert "Traceback" not in log
+        assert "locals" not in log
+        assert secret not in log  # the request's text, which the handler's local variables held
+    else:
+        assert response.status_code == 422, response.text
