@@ -74,8 +74,9 @@ def test_thirty_token_less_readers_do_not_starve_intake(tmp_path: Path) -> None:
                 reader.join(timeout=60)
 
     p50_alone, p50_loaded = statistics.median(alone), statistics.median(loaded)
-    # Generous: the readers share two cores with the server; before, intake was ~700 times slower.
-    assert p50_loaded < 5 * p50_alone + 0.05, (p50_alone, p50_loaded, statuses)
+    # Generous: the readers (thousands of refused requests a second) share two cores with the server and the
+    # other engineers' tests; before, intake went from p50 16 ms to 1.1 s here (8 ms to 5.5 s in the issue).
+    assert p50_loaded < max(10 * p50_alone, p50_alone + 0.2), (p50_alone, p50_loaded, statuses)
     assert statuses[429] > 0, statuses
     assert retry_after, statuses
     assert all(value.isdigit() and int(value) >= 1 for value in retry_after)
