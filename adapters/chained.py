@@ -12,6 +12,7 @@ as-of-recorded cut-off exact.
 from __future__ import annotations
 
 import threading
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
     from eventsourcing.sqlite import SQLiteCursor
     from psycopg import Cursor
     from psycopg.rows import DictRow
+
+#: A write's mark, stored in the same transaction as its events when set (the HTTP API's idempotency keys:
+#: after a crash, the mark says whether the command was stored). Unique: a second write with the same mark
+#: fails as a whole, so a command carrying one is stored at most once. Consumed by the first write.
+WRITE_MARK: ContextVar[str | None] = ContextVar("gridcase_write_mark", default=None)
+MARKS_TABLE = "write_marks"
+_MARK_COLUMNS = "mark TEXT PRIMARY KEY, position BIGINT NOT NULL"
 
 _COLUMNS = (
     "position BIGINT PRIMARY KEY, originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
@@ -94,7 +102,8 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
 
     def construct_create_table_statements(self) -> list[str]:
         """The events table and the chain table."""
-        return [*super().construct_create_table_statements(), f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ({_COLUMNS})"]
+        return [*super().construct_create_table_statements(), f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ({_COLUMNS})",
+                f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} ({_MARK_COLUMNS})"]  # fmt: skip
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         positions = super()._insert_events(c, stored_events, **kwargs)
@@ -116,6 +125,8 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         last = c.fetchone()
         rows = chain_links(stored_events, positions, previous_hash, None if last is None else int(last[0]))
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?,?,?)", rows)  # noqa: S608
+        if (mark := WRITE_MARK.get()) is not None and positions:
+            c.execute(f"INSERT INTO {MARKS_TABLE} VALUES (?,?)", (mark, positions[0]))  # noqa: S608
         recent.pending.rows = rows
         return positions
 
@@ -125,6 +136,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         recent.pending.rows = ()
         positions = super().insert_events(stored_events, **kwargs)
         recent.remember(recent.pending.rows)
+        WRITE_MARK.set(None)
         return positions
 
     def _recent(self) -> RecentLinks:
@@ -142,6 +154,10 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
         self._links = RecentLinks()
         self.sql_create_statements.append(
             SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _COLUMNS + ")").format(*self._chain)
+        )
+        self._marks = Identifier(self.datastore.schema), Identifier(MARKS_TABLE)
+        self.sql_create_statements.append(
+            SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _MARK_COLUMNS + ")").format(*self._marks)
         )
 
     def _fetch_ids_after_insert_events(
@@ -177,6 +193,8 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
             None if last is None else int(last["committed_at"]),
         )
         curs.executemany(SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s, %s)").format(*self._chain), rows)
+        if (mark := WRITE_MARK.get()) is not None and positions:
+            curs.execute(SQL("INSERT INTO {}.{} VALUES (%s, %s)").format(*self._marks), (mark, positions[0]))
         self._links.pending.rows = rows
         return positions
 
@@ -185,4 +203,5 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
         self._links.pending.rows = ()
         positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
         self._links.remember(self._links.pending.rows)
+        WRITE_MARK.set(None)
         return positions

@@ -52,6 +52,22 @@ class Settings(BaseSettings):
         description="store: queries catch the read models up from the store; kafka: Kafka-fed projectors keep them",
     )
 
+    # -- HTTP under hostile clients (issue 13) ---------------------------------------------------------
+    http_public_rate: float = Field(
+        default=10.0, gt=0, le=10_000,
+        description="Public reads (Open311 GETs, track, token-less GETs) a client address may make per second",
+    )
+    http_public_burst: int = Field(
+        default=40, ge=1, le=100_000, description="Public reads a client address may make at once before the rate"
+    )
+    http_public_threads: int = Field(
+        default=2, ge=1, le=64, description="Public reads served at the same time (the rest wait; writes never do)"
+    )
+    http_idempotency_lease_seconds: float = Field(
+        default=30.0, ge=1, le=3600,
+        description="How long an Idempotency-Key stays claimed by a request that never finished (a killed server)",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

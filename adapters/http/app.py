@@ -13,13 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.http import native, open311
 from adapters.http.errors import ApiError, describe, error_response, field_problems
+from adapters.http.guard import REQUEST_THREADS, Guard
 from adapters.http.runtime import Runtime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
-#: Worker threads for request handlers.
-THREADS = 4
+#: Worker threads for request handlers; public reads may take at most GRIDCASE_HTTP_PUBLIC_THREADS of them.
+THREADS = REQUEST_THREADS
 
 DESCRIPTION = """\
 gridcase's HTTP API (docs/http.md).
@@ -32,6 +33,8 @@ gridcase's HTTP API (docs/http.md).
   concurrent change: retry), 422 `bad_input` naming the field. Open311 errors are the spec's list of
   `code` and `description`.
 * `Idempotency-Key` on any POST: a retry with the same key and request returns the first response.
+* Public reads (Open311 GETs, tracking, any GET without a token) are rate-limited per client address: 429 with
+  `Retry-After`. Every response carries `X-Request-Id`; an unexpected failure is a 500 `internal` naming it.
 """
 
 
@@ -60,6 +63,8 @@ def create_app(make_runtime: Callable[[], Runtime] | None = None, *, runtime: Ru
 
     app = FastAPI(title="gridcase", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.runtime = runtime
+    # Outermost of ours: request ids, JSON for any unexpected error, the public reads' rate and slots.
+    app.add_middleware(Guard)
     app.include_router(open311.router)
     app.include_router(native.router)
 

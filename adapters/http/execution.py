@@ -13,10 +13,20 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from adapters.chained import WRITE_MARK
 from adapters.http.auth import roles_for
 from adapters.http.errors import ApiError, describe, field_problems
-from adapters.http.idempotency import MAX_KEY_LENGTH, KeyInFlight, KeyReused, Stored, request_hash
+from adapters.http.idempotency import (
+    MAX_KEY_LENGTH,
+    KeyInFlight,
+    KeyReused,
+    Landed,
+    Stored,
+    request_hash,
+    write_mark,
+)
 from domain import commands as c
+from domain.bounds import moment_problem
 from domain.commands import COMMANDS
 from domain.errors import CommandRefused, DomainError, UnknownReference
 from service import BadInput, ConcurrentChange
@@ -63,6 +73,11 @@ def build(principal: Principal, fields: dict[str, Any]) -> c.AnyCommand:
         raise ApiError(422, "bad_input", f"bad input: {describe(problems)}", problems) from None
     if command.at is not None and command.at < EARLIEST:
         raise ApiError(422, "bad_input", "bad input: at: is before 2000", [{"field": "at", "message": "before 2000"}])
+    for name in type(command).model_fields:
+        value = getattr(command, name)
+        problem = moment_problem(value) if isinstance(value, datetime) else None
+        if problem is not None:  # years 1 and 9999 overflow the district's date arithmetic
+            raise ApiError(422, "bad_input", f"bad input: {name}: {problem}", [{"field": name, "message": problem}])
     return command
 
 
@@ -91,17 +106,21 @@ def run(runtime: Runtime, command: c.AnyCommand) -> Result:
 
 
 def idempotent(runtime: Runtime, request: Request, principal: Principal, payload: Any,
-               respond: Callable[[], Response]) -> Response:  # fmt: skip
-    """Answer a POST once per ``Idempotency-Key``: a retry of the same request gets the first response."""
+               execute: Callable[[], Result], render: Callable[[Result], Response]) -> Response:  # fmt: skip
+    """Answer a POST once per ``Idempotency-Key``: a retry of the same request gets the first response.
+
+    ``execute`` carries the command out, ``render`` makes its result the response.
+    """
     key = request.headers.get("idempotency-key")
     if key is None:
-        return respond()
+        return render(execute())
     if not key or len(key) > MAX_KEY_LENGTH:
         raise ApiError(422, "bad_input", f"bad input: Idempotency-Key: 1 to {MAX_KEY_LENGTH} characters",
                        [{"field": "Idempotency-Key", "message": "1 to 255 characters"}])  # fmt: skip
     fingerprint = request_hash(request.method, request.url.path, payload)
+    store = runtime.idempotency
     try:
-        stored = runtime.idempotency.claim(principal.token_id, key, fingerprint)
+        claimed = store.claim(principal.token_id, key, fingerprint)
     except KeyReused:
         raise ApiError(
             422,
@@ -112,21 +131,47 @@ def idempotent(runtime: Runtime, request: Request, principal: Principal, payload
     except KeyInFlight:
         message = f"the first request with Idempotency-Key {key!r} is still being handled; retry shortly"
         raise ApiError(409, "idempotency_key_in_flight", message) from None
-    if stored is not None:
-        return Response(stored.body, stored.status_code, {"Idempotent-Replayed": "true"}, stored.media_type)
+    if isinstance(claimed, Stored):
+        return Response(claimed.body, claimed.status_code, {"Idempotent-Replayed": "true"}, claimed.media_type)
+    if isinstance(claimed, Landed):  # stored before a crash, the answer lost: answer from what was stored
+        response = render(recovered_result(runtime, payload, claimed.position))
+        store.complete(principal.token_id, key, _kept(response))
+        response.headers["Idempotent-Replayed"] = "recovered"
+        return response
+    marked = WRITE_MARK.set(write_mark(principal.token_id, key))
     try:
-        response = respond()
+        response = render(execute())
     except BaseException:
-        runtime.idempotency.release(principal.token_id, key)
+        store.release(principal.token_id, key)
         raise
+    finally:
+        WRITE_MARK.reset(marked)
     if 200 <= response.status_code < 300:  # noqa: PLR2004
-        body = bytes(response.body).decode()
-        runtime.idempotency.complete(
-            principal.token_id, key, Stored(response.status_code, response.media_type or "application/json", body)
-        )
+        store.complete(principal.token_id, key, _kept(response))
     else:
-        runtime.idempotency.release(principal.token_id, key)
+        store.release(principal.token_id, key)
     return response
+
+
+def _kept(response: Response) -> Stored:
+    return Stored(response.status_code, response.media_type or "application/json", bytes(response.body).decode())
+
+
+def recovered_result(runtime: Runtime, payload: Any, position: int) -> Result:
+    """The result of a command stored before a crash, from its first stored event and the request.
+
+    Exact for the commands that make something (a case, a patrol): their number is in the event. For the others,
+    the numbers the request named, and ``recovered: true``.
+    """
+    found = runtime.reader.fetch(position)
+    state: dict[str, Any] = json.loads(found.state) if found is not None else {}
+    topic = found.topic if found is not None else ""
+    if topic.endswith("CaseReported"):
+        return {"case_number": state["case_number"], "state": "reported"}
+    if topic.endswith("PatrolStarted"):
+        return {"patrol_number": state["patrol_number"], "state": "started"}
+    named = {name: payload[name] for name in ("case_number", "patrol_number", "code") if name in payload}
+    return {**named, "recovered": True}
 
 
 def json_response(content: Any, status: int = 200) -> JSONResponse:

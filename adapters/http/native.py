@@ -23,7 +23,7 @@ from adapters.http.errors import ApiError
 from adapters.http.execution import build, forbidden, idempotent, json_response, run
 from domain import commands as c
 from domain.base import Role
-from domain.bounds import period_days
+from domain.bounds import moment_problem, period_days
 from domain.errors import UnknownReference
 from projections.intake_queries import intake_figures, possible_duplicates
 from projections.performance_queries import performance
@@ -85,11 +85,8 @@ def _add_command_route(cls: type[c.Command]) -> None:
         if number_field is not None:
             fields[number_field] = values[number_field]
         runtime = runtime_of(request)
-
-        def respond() -> Response:
-            return json_response(run(runtime, build(principal, fields)), status)
-
-        return idempotent(runtime, request, principal, fields, respond)
+        return idempotent(runtime, request, principal, fields, lambda: run(runtime, build(principal, fields)),
+                          lambda result: json_response(result, status))  # fmt: skip
 
     keyword = inspect.Parameter.KEYWORD_ONLY
     parameters = [
@@ -248,6 +245,22 @@ def _check_period(period: str) -> None:
                        [{"field": "period", "message": str(error)}]) from None  # fmt: skip
 
 
+def _moment(text: str | None, name: str) -> datetime | None:
+    """An ISO 8601 time with its offset inside the window every moment keeps (domain/bounds.py); 422 otherwise."""
+    if text is None:
+        return None
+    try:
+        # Unix seconds are refused: a bare number is a mistake more often than a time.
+        moment = None if text.strip().lstrip("+-").isdigit() else datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    problem = "is not an ISO 8601 time (e.g. 2021-06-01T00:00:00+08:00)" if moment is None else moment_problem(moment)
+    if problem is not None:
+        raise ApiError(422, "bad_input", f"bad input: {name}: {text!r} {problem}",
+                       [{"field": name, "message": f"{text!r} {problem}"}])  # fmt: skip
+    return moment
+
+
 @router.get("/deadletters", tags=["queries"])
 def dead_letters(request: Request, principal: Caller) -> Response:
     """Events a projection could not apply, with the error (administrators)."""
@@ -272,20 +285,20 @@ def review_report(
         Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Rule file under rules/, without .toml; default: the year"),
     ] = None,
     as_of_recorded: Annotated[
-        datetime | None, Query(description="Exactly what the system knew at this time (with its offset)")
+        str | None,
+        Query(max_length=40, description="Exactly what the system knew at this time: ISO 8601 with its offset"),
     ] = None,
     output: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
 ) -> Response:
     """The yearly review (auditors and administrators): the same bytes as ``gridcase review``."""
     if principal.role not in {Role.AUDITOR, Role.ADMIN}:
         raise forbidden(f"role {principal.role.value} may not read review reports")
+    _check_period(period)
+    cut_off = _moment(as_of_recorded, "as_of_recorded")
     name = rules or period[:4]
     path = RULES / f"{name}.toml"
     if not path.is_file():
         raise ApiError(404, "not_found", f"no rule file rules/{name}.toml")
-    if as_of_recorded is not None and as_of_recorded.tzinfo is None:
-        raise ApiError(422, "bad_input", "bad input: as_of_recorded: give the time with its offset",
-                       [{"field": "as_of_recorded", "message": "needs an offset"}])  # fmt: skip
     try:
         loaded = load_rules(path)
     except BadRules as error:
@@ -295,7 +308,7 @@ def review_report(
     try:
         result = run_review(
             runtime.reader.read,
-            store, period, loaded, runtime.settings.tz, as_of_recorded=as_of_recorded,
+            store, period, loaded, runtime.settings.tz, as_of_recorded=cut_off,
         )  # fmt: skip
     finally:
         store.dispose()

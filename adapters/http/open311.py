@@ -21,6 +21,7 @@ from adapters.http.deps import Credentials, caller, runtime_of
 from adapters.http.errors import ApiError
 from adapters.http.execution import build, idempotent, run
 from adapters.http.xml import to_xml
+from domain.bounds import moment_problem
 from projections.case_status import CLOSED_STATES, OPEN_STATES, STATE_AFTER, case_status, case_timeline
 
 if TYPE_CHECKING:
@@ -33,11 +34,12 @@ router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
 Format = Annotated[Literal["json", "xml"], Path(description="json or xml")]
 #: Events that move a case through its public life: one service request update each.
 PUBLIC_CHANGES = ("CaseReported", *STATE_AFTER)
-MAX_PAGE_SIZE = 1000
+#: The most items a page holds: a listing is a public read, and a big page is what starved intake (issue 13).
+MAX_PAGE_SIZE = 200
 URGENCIES = ("normal", "urgent")
 
 Page = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1")]
-PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Items per page (at most 1000)")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page (at most {MAX_PAGE_SIZE})")]
 W3cTime = Annotated[str | None, Query(max_length=40, description="W3C datetime, e.g. 2021-06-01T00:00:00+08:00")]
 
 
@@ -63,15 +65,17 @@ def _parse_time(text: str | None, name: str, runtime: Runtime) -> datetime | Non
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = None if text.strip().lstrip("+-").isdigit() else datetime.fromisoformat(text)  # no Unix seconds
     except ValueError:
-        raise _bad(f"{name}: {text!r} is not a W3C datetime") from None
+        moment = None
+    if moment is None:
+        raise _bad(f"{name}: {text!r} is not a W3C datetime")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=runtime.settings.tz)
-    try:
-        return moment.astimezone(UTC).replace(tzinfo=None)
-    except OverflowError:
-        raise _bad(f"{name}: {text!r} is out of range") from None
+    problem = moment_problem(moment)
+    if problem is not None:
+        raise _bad(f"{name}: {text!r} {problem}")
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _list(text: str | None) -> list[str]:
@@ -186,14 +190,14 @@ def create_request(
         "reporter": {"name": name, "phone": phone} if name or phone else None,
     }
 
-    def respond() -> Response:
-        result = run(runtime, build(principal, fields))
+    def respond(result: dict[str, Any]) -> Response:
         answer = [{"service_request_id": result["case_number"], "account_id": account_id,
                    "service_notice": f"registered as case {result['case_number']}; track it at "
                                      f"/open311/v2/requests/{result['case_number']}.json"}]  # fmt: skip
         return _respond(answer, response_format, "service_requests", "request", 201)
 
-    return idempotent(runtime, request, principal, {"format": response_format, **fields}, respond)
+    return idempotent(runtime, request, principal, {"format": response_format, **fields},
+                      lambda: run(runtime, build(principal, fields)), respond)  # fmt: skip
 
 
 def _locate(runtime: Runtime, grid: str | None, address_id: str | None, address: str | None,

@@ -7,18 +7,21 @@ import time
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from adapters.chained import MARKS_TABLE
 from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.idempotency import IdempotencyStore
 from adapters.http.tables import create_tables
 from projections.follow import repeat
 from projections.runner import LeaseHeld, RunStats
-from projections.sql import positions
+from projections.sql import make_engine, positions
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from sqlalchemy import Engine as SqlEngine
 
     from adapters.bootstrap import Engine
     from domain.commands import AnyCommand
@@ -87,13 +90,29 @@ class Runtime:
         create_tables(self.engine)
         self.gate = WriteGate(serialise=settings.sqlite_path is not None)
         self.tokens = TokenStore(self.engine)
-        self.idempotency = IdempotencyStore(self.engine, self.gate)
+        # The write marks are in the store's database, which may not be the read models'.
+        self._store_engine: SqlEngine | None = (
+            None if settings.read_url == settings.database_url else make_engine(settings.database_url)
+        )
+        self.idempotency = IdempotencyStore(
+            self.engine, self.gate, lease_seconds=settings.http_idempotency_lease_seconds, landed=self._landed
+        )
         self.catalogue = Catalogue(engine.reader)
         # With Kafka-fed projections, projector processes keep the read models; this process only reads them.
         self.follow = follow and settings.projections_source == "store"
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._names = [projection.name for projection in self.read.runner.projections]
+
+    def _landed(self, mark: str) -> int | None:
+        """Where the store put the first event written with this mark (adapters/chained.py), if it did."""
+        engine = self._store_engine or self.engine
+        with engine.connect() as connection:
+            found = connection.execute(
+                text(f"SELECT position FROM {MARKS_TABLE} WHERE mark = :mark"),  # noqa: S608 - a constant
+                {"mark": mark},
+            ).scalar()
+        return None if found is None else int(found)
 
     # -- life -------------------------------------------------------------------
 
@@ -138,6 +157,8 @@ class Runtime:
             except Exception:  # noqa: BLE001 - shutting down anyway
                 log.warning("could not release the projection leases")
         self.read.close()
+        if self._store_engine is not None:
+            self._store_engine.dispose()
         self.parts.close()
 
     # -- commands and queries ---------------------------------------------------

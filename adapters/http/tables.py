@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, inspect, text
 
 from projections.sql import create_tables as create_all_tables
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 metadata = MetaData()
 
@@ -42,9 +42,23 @@ idempotency = Table(
     Column("media_type", String(64), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", DateTime, nullable=False),
+    #: Who handles the first request while status is 0: "host/pid/instance" of the serving process.
+    Column("owner", String(100)),
+    #: Until when that claim holds even if its owner cannot be seen to be gone (naive UTC).
+    Column("lease_until", DateTime),
 )
+
+#: Columns added since the table was first made: (name, SQL type), added to older databases at start-up.
+_ADDED = (("owner", "VARCHAR(100)"), ("lease_until", "TIMESTAMP"))
+
+
+def _add_columns(connection: Connection) -> None:
+    present = {column["name"] for column in inspect(connection).get_columns(idempotency.name)}
+    for name, kind in _ADDED:
+        if name not in present:
+            connection.execute(text(f"ALTER TABLE {idempotency.name} ADD COLUMN {name} {kind}"))
 
 
 def create_tables(engine: Engine) -> None:
     """Create the API's tables if missing (another process creating them at the same moment is fine)."""
-    create_all_tables(engine, metadata)
+    create_all_tables(engine, metadata, seed=_add_columns)

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement, tostring
+
+#: What XML 1.0 cannot carry at all, even escaped: C0 controls but tab and line breaks, lone surrogates,
+#: U+FFFE and U+FFFF. Old stored texts may hold them; new input refuses them (domain/bounds.py).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """A text XML can carry: each character it cannot shown as U+FFFD (the replacement character)."""
+    return _NOT_XML.sub("\ufffd", value)
 
 
 def _fill(parent: Element, value: Any) -> None:
@@ -20,7 +30,7 @@ def _fill(parent: Element, value: Any) -> None:
     elif isinstance(value, bool):
         parent.text = "true" if value else "false"
     else:
-        parent.text = str(value)
+        parent.text = xml_text(str(value))
 
 
 def to_xml(root: str, item: str, items: list[dict[str, Any]]) -> str:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -84,11 +87,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         yield running
 
 
+#: The shared servers' public reads are not rate-limited in practice: the tests of the limits bring their own.
+UNLIMITED = {"http_public_rate": 10_000.0, "http_public_burst": 100_000}
+
+
 @contextmanager
-def serving(url: str) -> Iterator[Api]:
+def serving(url: str, **settings_overrides: Any) -> Iterator[Api]:
     """Seed the small district into a database and serve the API over it on a free loopback port."""
     seed(url)
-    settings = make_settings(url)
+    settings = make_settings(url).model_copy(update={**UNLIMITED, **settings_overrides})
     runtime = Runtime(bootstrap(settings))
     tokens = {name: runtime.tokens.create(actor, role, unit).token for name, (actor, role, unit) in CAST.items()}
     app = create_app(runtime=runtime)
@@ -105,6 +112,73 @@ def serving(url: str) -> Iterator[Api]:
     server.should_exit = True
     thread.join(timeout=15)
     sock.close()
+
+
+def issue_tokens(url: str, names: tuple[str, ...] = tuple(CAST)) -> dict[str, str]:
+    """Bearer tokens of the cast, straight into the database's token table (as ``gridcase token create`` does)."""
+    from adapters.http.auth import TokenStore  # noqa: PLC0415
+    from adapters.http.tables import create_tables  # noqa: PLC0415
+    from projections.sql import make_engine  # noqa: PLC0415
+
+    engine = make_engine(url)
+    try:
+        create_tables(engine)
+        store = TokenStore(engine)
+        return {name: store.create(*CAST[name]).token for name in names}
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class Served:
+    """``gridcase serve`` in its own process."""
+
+    url: str
+    process: subprocess.Popen[str]
+    log_file: IO[str]
+
+    def log(self) -> str:
+        """What the server wrote to stderr so far."""
+        self.log_file.seek(0)
+        return self.log_file.read()
+
+
+@contextmanager
+def serve_process(database_url: str, port: int | None = None, **environment: str) -> Iterator[Served]:
+    """Run ``gridcase serve`` over a database on a loopback port; stopped (SIGINT, then SIGKILL) at the end."""
+    from tests.e2e.conftest import GRIDCASE  # noqa: PLC0415
+
+    if port is None:
+        sock = _free_socket()
+        port = sock.getsockname()[1]
+        sock.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env |= {"GRIDCASE_DATABASE_URL": database_url, **environment}
+    log_file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([str(GRIDCASE), "serve", "--port", str(port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=log_file, text=True)  # fmt: skip
+    served = Served(f"http://127.0.0.1:{port}", process, log_file)
+    base = served.url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{base}/openapi.json", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, f"gridcase serve exited: {served.log()}"
+                assert time.monotonic() < deadline, "gridcase serve did not start"
+                time.sleep(0.1)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(2)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        log_file.close()
 
 
 def body(response: httpx.Response) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from tests.e2e.http.test_lifecycle import file_complaint
@@ -83,3 +84,26 @@ def test_keys_are_per_token_and_a_refused_request_keeps_no_answer(api: Api) -> N
     with api.client("operator", **{"Idempotency-Key": "k-1"}) as client:
         # Another caller's k-1 is another key.
         assert client.post("/open311/v2/requests.json", data=FORM).status_code == 201
+
+
+def test_a_claim_of_a_server_elsewhere_holds_until_its_lease_ends(api: Api) -> None:
+    """A claim whose owner cannot be seen (another machine) is not taken while its lease runs; then it is."""
+    from adapters.http.idempotency import IdempotencyStore, request_hash  # noqa: PLC0415
+
+    case = {"channel": "hotline", "category": CATEGORY, "grid": GRID, "description": "elsewhere"}
+    elsewhere = IdempotencyStore(api.runtime.engine, api.runtime.gate, lease_seconds=1.5)
+    elsewhere.host, elsewhere.owner = "another-machine", "another-machine/4242/0123456789ab"
+    token_id = api.tokens["operator"].split("_")[1]
+    fingerprint = request_hash("POST", "/api/v1/cases", {**case, "command": "case.report"})
+    assert elsewhere.claim(token_id, "from-elsewhere", fingerprint) is None
+    before = api.events()
+    with api.client("operator", **{"Idempotency-Key": "from-elsewhere"}) as client:
+        held = client.post("/api/v1/cases", json=case)
+        time.sleep(1.6)
+        taken = client.post("/api/v1/cases", json=case)
+        again = client.post("/api/v1/cases", json=case)
+    assert held.status_code == 409
+    assert held.json()["error"]["code"] == "idempotency_key_in_flight"
+    assert taken.status_code == again.status_code == 201
+    assert again.json() == taken.json()
+    assert api.events() == before + 1

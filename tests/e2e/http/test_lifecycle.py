@@ -151,7 +151,7 @@ def test_open311_pages_and_filters(api: Api) -> None:
         second = public.get("/open311/v2/requests.json", params={"page_size": 2, "page": 2}).json()
         chosen = public.get("/open311/v2/requests.json",
                             params={"service_request_id": ",".join(numbers[:2]), "status": "open"}).json()  # fmt: skip
-        later = public.get("/open311/v2/requests.json", params={"start_date": "2999-01-01T00:00:00+08:00"}).json()
+        later = public.get("/open311/v2/requests.json", params={"start_date": "2099-01-01T00:00:00+08:00"}).json()
         updates = public.get("/open311/v2/servicerequestupdates.json",
                              params={"service_request_id": numbers[0], "page_size": 1, "page": 2}).json()  # fmt: skip
     assert [r["service_request_id"] for r in first] == [numbers[2], numbers[1]]  # newest first

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from adapters.http.idempotency import write_mark
 from tests.e2e.http.conftest import serving
 from tests.e2e.http.test_lifecycle import file_complaint, post
 from tests.support import CATEGORY, GRID
@@ -27,3 +28,6 @@ def test_intake_lifecycle_and_idempotency_on_postgres(pg_url: str) -> None:
             first = client.post("/open311/v2/requests.json", data=form).json()
             assert client.post("/open311/v2/requests.json", data=form).json() == first
         assert api.events() == before + 1
+        # The key's write mark went into the store with the case, in the same transaction.
+        mark = write_mark(api.tokens["operator"].split("_")[1], "pg-1")
+        assert api.runtime.idempotency.landed(mark) == before + 1
