@@ -6,7 +6,6 @@ Shared by the native API and Open311 intake.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
@@ -26,7 +25,6 @@ from adapters.http.idempotency import (
     write_mark,
 )
 from domain import commands as c
-from domain.bounds import moment_problem
 from domain.commands import COMMANDS
 from domain.errors import CommandRefused, DomainError, UnknownReference
 from service import BadInput, ConcurrentChange
@@ -51,10 +49,6 @@ PERMISSION_RULES = frozenset(
         "ResolverDoesNotVerifyTheirOwnResolution",
     }
 )
-#: Commands older than this are surely a mistake (and would not fit a case number's day).
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-
-
 def forbidden(message: str) -> ApiError:
     """A 403: the caller's role or scope does not allow it."""
     return ApiError(403, "forbidden", message)
@@ -71,13 +65,6 @@ def build(principal: Principal, fields: dict[str, Any]) -> c.AnyCommand:
         # The first part of each location is the command's own tag in the union.
         problems = field_problems(error.errors(), skip=1)
         raise ApiError(422, "bad_input", f"bad input: {describe(problems)}", problems) from None
-    if command.at is not None and command.at < EARLIEST:
-        raise ApiError(422, "bad_input", "bad input: at: is before 2000", [{"field": "at", "message": "before 2000"}])
-    for name in type(command).model_fields:
-        value = getattr(command, name)
-        problem = moment_problem(value) if isinstance(value, datetime) else None
-        if problem is not None:  # years 1 and 9999 overflow the district's date arithmetic
-            raise ApiError(422, "bad_input", f"bad input: {name}: {problem}", [{"field": name, "message": problem}])
     return command
 
 
