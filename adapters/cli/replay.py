@@ -23,7 +23,6 @@ from adapters.bootstrap import bootstrap
 from adapters.cli.common import (
     Exit,
     JsonOpt,
-    check_period,
     emit,
     err,
     fail,
@@ -31,6 +30,7 @@ from adapters.cli.common import (
     local_time,
     moment,
     out,
+    parse_period,
     progress_printer,
     rate,
     show_record,
@@ -281,7 +281,7 @@ def review(
 ) -> None:
     """The yearly review: rank grid workers, grids and street centres by a versioned rule file, reproducibly."""
     settings = load_settings()
-    check_period(period, r"\d{4}(-\d{2})?", "YYYY or YYYY-MM", option="--period")
+    parse_period(period, days=False)
     fmt = "json" if as_json else output_format
     if fmt not in {"table", "csv", "json"}:
         fail(Exit.BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv or json")
