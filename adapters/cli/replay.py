@@ -393,13 +393,15 @@ def _audit_verify(settings: Settings, as_json: bool) -> None:
         check = verify_chain(opened.read, opened.store, names=opened.live)
     if as_json:
         emit({"intact": check.intact, "events": check.events, "last_position": check.last_position,
-              "head": check.head,
+              "head": check.head, "chain_version_1_links": check.unclocked,
               "broken": [{"position": b.position, "subject": b.subject, "version": b.version, "problem": b.problem}
                          for b in check.broken]},
              ensure_ascii=False)  # fmt: skip
     elif check.intact:
-        out.print(f"chain intact: {check.events:,} events up to position {check.last_position}; head {check.head}",
-                  highlight=False)  # fmt: skip
+        old = (f" ({check.unclocked:,} links written before chain version 2: their commit times are checked for "
+               "order only)") if check.unclocked else ""  # fmt: skip
+        out.print(f"chain intact: {check.events:,} events up to position {check.last_position}; head {check.head}"
+                  f"{old}", highlight=False)  # fmt: skip
     else:
         first = check.broken[0]
         for broken in check.broken:
