@@ -46,12 +46,14 @@ def last_position(cli: Cli) -> int:
 
 
 def run(cli: Cli, args: Sequence[str], *, stdin: bytes | None = None, tmpdir: Path | None = None,
-        database_url: str | None = None) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
+        database_url: str | None = None, settings: dict[str, str] | None = None,
+        ) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """``gridcase`` with arguments that may hold bytes which are not UTF-8, output kept as bytes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
     env["GRIDCASE_DATABASE_URL"] = database_url or cli.database_url
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)
+    env.update(settings or {})
     return subprocess.run([str(GRIDCASE), *args], input=stdin, capture_output=True, env=env, timeout=300,
                           check=False)  # fmt: skip
 
@@ -162,6 +164,15 @@ def test_an_unexpected_error_is_one_internal_error_line_and_the_traceback_goes_t
     text = details.read_text(encoding="utf-8")
     assert "gridcase queue" in text.splitlines()[0]
     assert "Traceback (most recent call last)" in text
+
+
+@pytest.mark.parametrize("zone", ["Mars/Base", "../../etc/passwd", NOT_UTF8])
+def test_a_time_zone_setting_that_is_no_zone_is_bad_input_naming_it(seeded: Cli, zone: str) -> None:
+    """An unknown GRIDCASE_TIMEZONE was a ZoneInfoNotFoundError traceback: a KeyError the settings let through."""
+    result = run(seeded, ["queue"], settings={"GRIDCASE_TIMEZONE": zone})
+    line = one_line(result)
+    assert result.returncode == 2
+    assert line.startswith("bad setting: timezone: ") and "is not a time zone (e.g. Asia/Shanghai)" in line
 
 
 def test_apply_reports_each_hostile_line_and_goes_on_with_the_next(seeded: Cli) -> None:
