@@ -79,7 +79,10 @@ def chain_links(
     previous_hash: Callable[[str, int], str | None],
     last_committed: int | None,
 ) -> list[tuple[int, str, int, str, int]]:
-    """The chain rows of one write: each event linked to the previous event of its aggregate."""
+    """The chain rows of one write: each event linked to the previous event of its aggregate, and to its commit time.
+
+    Links are written in chain version 2 (replay/chain.py): the hash covers ``committed``.
+    """
     committed = to_micros(RECORDING_CLOCK.get()())
     if last_committed is not None:
         committed = max(committed, last_committed + 1)
@@ -91,7 +94,7 @@ def chain_links(
         if previous is None:
             version = stored.originator_version
             previous = GENESIS if version <= 1 else (previous_hash(key, version - 1) or GENESIS)
-        digest = link_hash(previous, position, key, stored.originator_version, stored.topic, stored.state)
+        digest = link_hash(previous, position, key, stored.originator_version, stored.topic, stored.state, committed)
         heads[key] = digest
         rows.append((position, key, stored.originator_version, digest, committed))
     return rows

@@ -71,7 +71,11 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises a clear error on an unknown zone
+        try:
+            ZoneInfo(value)
+        except (LookupError, ValueError):  # ZoneInfoNotFoundError is a KeyError, which pydantic would not catch
+            msg = f"{value!r} is not a time zone (e.g. Asia/Shanghai)"
+            raise ValueError(msg) from None
         return value
 
     @field_validator("database_url", "read_database_url")

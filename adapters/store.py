@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import Mapper, Notification, StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, Mapper, Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.base import upcast_state
@@ -105,6 +105,34 @@ class EventStoreApplication(Application[Any]):
         """Pydantic events, compact JSON."""
         return PydanticMapper(transcoder=JsonTranscoder())
 
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Store the aggregates' pending events in one transaction.
+
+        A lost race (another writer stored the next version of one of them first) raises the library's
+        ``IntegrityError`` as before, but saying which aggregate and what to do, not the database's words
+        ("UNIQUE constraint failed: …", "duplicate key value …").
+        """
+        expected = {
+            obj.id: (obj, obj.pending_events[0].originator_version)
+            for obj in objs
+            if obj is not None and getattr(obj, "pending_events", None)
+        }
+        try:
+            return super().save(*objs, **kwargs)
+        except IntegrityError as error:
+            raise IntegrityError(self._clash(expected)) from error
+
+    def _clash(self, expected: dict[Any, tuple[Any, int]]) -> str:
+        """Which of the aggregates someone else changed meanwhile, in words."""
+        clashed = []
+        for aggregate_id, (aggregate, first_new) in expected.items():
+            stored = self.recorder.select_events(aggregate_id, desc=True, limit=1)
+            if stored and stored[0].originator_version >= first_new:
+                clashed.append(f"{subject(aggregate)} (now at version {stored[0].originator_version})")
+        if not clashed:  # gone by the time we looked: name them all
+            clashed = [subject(aggregate) for aggregate, _ in expected.values()]
+        return f"{' and '.join(clashed) or 'the aggregate'} was changed by someone else meanwhile; try again"
+
     def get(self, aggregate_id: UUID) -> Any:
         """The aggregate as its stored events left it."""
         return self.repository.get(aggregate_id, projector_func=replay_events)
@@ -116,6 +144,21 @@ class EventStoreApplication(Application[Any]):
     def events_of(self, aggregate_id: UUID) -> Iterable[Any]:
         """Every stored event of one aggregate, oldest first, upcast to today's versions."""
         return self.events.get(aggregate_id)
+
+
+#: How a message names each kind of aggregate.
+_KINDS = {"Case": "case", "Patrol": "patrol", "OrgUnit": "org unit", "Worker": "worker", "Category": "category",
+          "SlaPolicy": "the SLA policy", "HolidayCalendar": "the holiday calendar"}  # fmt: skip
+
+
+def subject(aggregate: Any) -> str:
+    """An aggregate as people know it: ``case SN-20210601-000001``, ``worker W00001``, ``the SLA policy``."""
+    kind = _KINDS.get(type(aggregate).__name__, type(aggregate).__name__)
+    for name in ("case_number", "patrol_number", "code"):
+        value = getattr(aggregate, name, None)
+        if isinstance(value, str):
+            return f"{kind} {value}"
+    return kind
 
 
 def replay_events(aggregate: Any, events: Iterable[Any]) -> Any:

@@ -5,7 +5,10 @@
 step. ``verify_chain`` walks the whole notification log in store order against
 the ``event_chain`` links (replay/chain.py) and names every broken link: an
 altered row (content or version changed), a removed row (a gap in the
-gap-free positions, or a link with no event), a row moved to another position.
+gap-free positions, or a link with no event), a row moved to another position,
+a commit time moved (chain version 2 hashes it), a commit time earlier than the
+one before it along the log (the as-of-recorded cut-off relies on their order),
+a version 1 link after version 2 began.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from sqlalchemy import inspect, select
 
 from domain.base import upcast_state
 from projections.case_status import case_status
-from replay.chain import GENESIS, event_chain, from_micros, link_hash
+from replay.chain import GENESIS, chain_version, event_chain, link_hash, micros_text
 from replay.source import within
 
 if TYPE_CHECKING:
@@ -102,7 +105,7 @@ def history(stored_events: Sequence[StoredEvent], links: dict[int, tuple[int, in
                 "unit": actor.get("unit"),
                 "occurred_at": data.get("occurred_at"),
                 "recorded_at": data.get("timestamp"),
-                "committed_at": None if committed is None else _text(from_micros(committed)),
+                "committed_at": None if committed is None else micros_text(committed),
                 "state_before": before,
                 "state_after": state_of(aggregate),
                 "data": shown,
@@ -177,6 +180,9 @@ class ChainCheck:
     #: The last link's hash: published or written down, it makes a rewrite of the whole chain detectable too.
     head: str = GENESIS
     broken: list[Broken] = field(default_factory=list)
+    #: Links of chain version 1 (written before the hash covered the commit time): their commit times are
+    #: checked for order only.
+    unclocked: int = 0
 
     @property
     def intact(self) -> bool:
@@ -216,7 +222,7 @@ class _Subjects:
         return self.names[key]
 
 
-def verify_chain(  # noqa: C901 - one walk, every kind of broken link
+def verify_chain(  # noqa: C901, PLR0912, PLR0915 - one walk, every kind of broken link
     read: Reader, engine: Engine, *, names: Engine | None = None, batch_size: int = 10_000, keep: int = 100
 ) -> ChainCheck:
     """Check every stored event against its chain link, in store order; keeps the first ``keep`` broken links.
@@ -228,6 +234,9 @@ def verify_chain(  # noqa: C901 - one walk, every kind of broken link
     subjects = _Subjects(names or engine)
     heads: dict[str, tuple[int, str]] = {}
     expected = 1
+    #: The position and commit time of the last link seen, and where chain version 2 began.
+    last_commit: tuple[int, int] | None = None
+    first_clocked: int | None = None
 
     def broken(position: int, key: str, version: int | None, problem: str) -> None:
         if len(check.broken) < keep:
@@ -261,7 +270,10 @@ def verify_chain(  # noqa: C901 - one walk, every kind of broken link
                 removed(position, links)
             link = links.pop(notification.id, None)
             previous_version, previous = heads.get(key, (0, GENESIS))
-            digest = link_hash(previous, notification.id, key, version, notification.topic, notification.state)
+            clocked = link is not None and chain_version(link.chain_hash) >= 2  # noqa: PLR2004
+            committed = int(link.committed_at) if link is not None else None
+            digest = link_hash(previous, notification.id, key, version, notification.topic, notification.state,
+                               committed if clocked else None)  # fmt: skip
             if link is None:
                 broken(notification.id, key, version, "no chain link was recorded for this event")
             elif link.originator_id != key or link.originator_version != version:
@@ -271,7 +283,23 @@ def verify_chain(  # noqa: C901 - one walk, every kind of broken link
             elif version != previous_version + 1:
                 broken(notification.id, key, version, f"follows version {previous_version} of its aggregate")
             elif digest != link.chain_hash:
-                broken(notification.id, key, version, "the stored content does not match its recorded hash")
+                broken(notification.id, key, version,
+                       "the stored content or its commit time does not match its recorded hash" if clocked
+                       else "the stored content does not match its recorded hash")  # fmt: skip
+            elif not clocked and first_clocked is not None:
+                broken(notification.id, key, version,
+                       f"a chain version 1 link (commit time not covered) after version 2 began at position "
+                       f"{first_clocked}")  # fmt: skip
+            if committed is not None:
+                if last_commit is not None and committed < last_commit[1]:
+                    broken(notification.id, key, version,
+                           f"committed at {micros_text(committed)}, before position {last_commit[0]} "
+                           f"(committed at {micros_text(last_commit[1])}): commit times must not go back")  # fmt: skip
+                last_commit = (notification.id, committed)
+            if link is not None and not clocked:
+                check.unclocked += 1
+            if clocked and first_clocked is None:
+                first_clocked = notification.id
             # Go on from the recorded hash, so that each later link is judged on its own.
             heads[key] = (version, cast("str", link.chain_hash) if link is not None else digest)
             check.head = heads[key][1]

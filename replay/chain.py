@@ -7,10 +7,19 @@ the previous event of the same aggregate, and the commit clock (see
 ``committed_at`` below). The stored event JSON itself is left as it was.
 
 The hash covers the previous link's hash, the event's position, aggregate id,
-version, topic and the exact stored bytes, so changing any of them, removing
-an event, or moving an event to another position breaks the chain at that
-event (and only a rewrite of every later link of the aggregate, in a second
-table, could hide it).
+version, topic, the exact stored bytes and (chain version 2, issue 13) the
+commit time, so changing any of them, removing an event, moving an event to
+another position or moving its commit time breaks the chain at that event (and
+only a rewrite of every later link of the aggregate, in a second table, could
+hide it).
+
+Chain versions: a link's hash says which one wrote it. Version 2 hashes are
+``v2:`` and 64 hex digits, and cover ``committed_at``; version 1 hashes (64 hex
+digits, no tag) were written before: they cover everything but the commit time.
+A store keeps its version 1 links as they are (rewriting them would need the
+very trust the chain replaces); ``audit verify`` checks them as before, checks
+their commit times only for order along the log, and refuses a version 1 link
+after the first version 2 one (a downgrade to escape the commit-time hash).
 """
 
 from __future__ import annotations
@@ -22,6 +31,9 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
 #: The hash a first event (version 1) is chained to.
 GENESIS = ""
+#: The chain version new links are written in, and the tag its hashes start with.
+CHAIN_VERSION = 2
+_V2 = "v2:"
 CHAIN_TABLE = "event_chain"
 
 chain_metadata = MetaData()
@@ -43,12 +55,24 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def link_hash(previous: str, position: int, originator_id: str, version: int, topic: str, state: bytes | str) -> str:
-    """The chain hash of one stored event (hex SHA-256)."""
-    digest = hashlib.sha256(f"{previous}\n{position}\n{originator_id}\n{version}\n{topic}\n".encode())
+def link_hash(previous: str, position: int, originator_id: str, version: int, topic: str, state: bytes | str,
+              committed_at: int | None = None) -> str:  # fmt: skip
+    """The chain hash of one stored event: chain version 2 (``v2:`` and hex SHA-256) over its commit time too.
+
+    Without ``committed_at`` it is a version 1 hash (hex SHA-256, no tag), as links were written before.
+    """
+    head = f"{previous}\n{position}\n{originator_id}\n{version}\n{topic}\n"
+    if committed_at is not None:
+        head = f"{_V2}{head}{committed_at}\n"
+    digest = hashlib.sha256(head.encode())
     # Bytes as stored; a row edited by hand may come back as text.
     digest.update(state.encode() if isinstance(state, str) else state)
-    return digest.hexdigest()
+    return digest.hexdigest() if committed_at is None else _V2 + digest.hexdigest()
+
+
+def chain_version(chain_hash: str) -> int:
+    """The chain version a link was written in, told by its hash."""
+    return 2 if chain_hash.startswith(_V2) else 1
 
 
 def to_micros(moment: datetime) -> int:
@@ -59,3 +83,11 @@ def to_micros(moment: datetime) -> int:
 def from_micros(micros: int) -> datetime:
     """Microseconds since the epoch as an aware UTC moment."""
     return _EPOCH + micros * _MICROSECOND
+
+
+def micros_text(micros: int) -> str:
+    """A commit time for people: ISO 8601 UTC, or the raw number when no calendar can hold it (a tampered row)."""
+    try:
+        return from_micros(micros).isoformat().replace("+00:00", "Z")
+    except OverflowError:
+        return f"{micros} µs after 1970"

@@ -2,8 +2,10 @@
 
 Exit codes: 0 ok, 1 a check found something (``replay verify`` a row that differs,
 ``audit verify`` a broken link), 2 bad input, 3 refused by the domain, 4 conflict
-(a concurrent change), 5 a server (Kafka) did not take the work: run it again.
-Each failure prints one line on stderr naming what was wrong.
+(a concurrent change), 5 a server (Kafka, the database) did not take the work: run
+it again, 70 an internal error (a bug: the details are in a file the line names).
+Each failure prints one line on stderr naming what was wrong, never a traceback
+(adapters/cli/__init__.py's ``main`` makes sure of it).
 
 The CLI is the operator's tool, run with the database in reach: it takes the actor
 and the ``--role`` it is given on trust (the HTTP API is where roles come from tokens).
@@ -12,11 +14,13 @@ and the ``--role`` it is given on trust (the HTTP API is where roles come from t
 from __future__ import annotations
 
 import json
-import re
+import os
 import signal
 import sys
+import tempfile
+import traceback
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, date, datetime
 from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -25,9 +29,10 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
+from domain.bounds import PERIOD_SHAPES, moment_problem, period_days
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from adapters.bootstrap import Engine
     from adapters.settings import Settings
@@ -47,12 +52,28 @@ class Exit(IntEnum):
     REFUSED = 3
     CONFLICT = 4
     UNAVAILABLE = 5
+    #: Something the code did not expect (a bug): sysexits' EX_SOFTWARE, apart from every code above.
+    INTERNAL = 70
 
 
 def fail(code: Exit, message: str) -> NoReturn:
     """Print one line on stderr and end the command with this exit code."""
     err.print(message, markup=False, highlight=False)
     raise typer.Exit(int(code))
+
+
+def internal_error(error: BaseException, context: str) -> str:
+    """The one line an unexpected exception becomes; its traceback goes to a new file the line names.
+
+    Call it while the exception is being handled. The file is in the temporary directory
+    (``TMPDIR``), one per failure, so a bug report can carry it whole.
+    """
+    descriptor, path = tempfile.mkstemp(prefix="gridcase-internal-error-", suffix=".txt")
+    with os.fdopen(descriptor, "w", encoding="utf-8", errors="backslashreplace") as file:
+        file.write(f"{datetime.now(UTC).isoformat()} {context}\n")
+        file.write(traceback.format_exc())
+    lines = str(error).strip().splitlines()
+    return f"internal error: {type(error).__name__}: {lines[0] if lines else '(no message)'} (details in {path})"
 
 
 def load_settings() -> Settings:
@@ -81,15 +102,27 @@ Number = Annotated[str, typer.Argument(help="Case number, e.g. SN-20211231-00012
 # -- time ---------------------------------------------------------------------------
 
 
-def moment(text: str | None, settings: Settings, option: str | None = None) -> datetime | None:
-    """An ISO 8601 time as given; a time without an offset is district local time."""
+def moment(text: str | None, settings: Settings, option: str = "--at") -> datetime | None:
+    """An ISO 8601 time as given, inside the window of domain/bounds.py; no offset means district local time.
+
+    A bare number is refused rather than read as a Unix timestamp: nobody writes one by hand, and a
+    script that does means seconds, milliseconds or a date, there is no telling which.
+    """
     if text is None:
         return None
+    bare = text.strip().lstrip("+-")
+    if bare.isdigit() and len(bare) != len("YYYYMMDD"):
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {text!r} is a number, not an ISO 8601 time "
+                             "(Unix timestamps are not taken)")  # fmt: skip
     try:
         found = datetime.fromisoformat(text)
     except ValueError:
-        fail(Exit.BAD_INPUT, f"bad input: {f'{option}: ' if option else ''}{text!r} is not an ISO 8601 time")
-    return found if found.tzinfo is not None else found.replace(tzinfo=settings.tz)
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {text!r} is not an ISO 8601 time")
+    found = found if found.tzinfo is not None else found.replace(tzinfo=settings.tz)
+    problem = moment_problem(found)
+    if problem is not None:
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {text!r} {problem}")
+    return found
 
 
 def local_time(text: str, settings: Settings) -> str:
@@ -97,11 +130,26 @@ def local_time(text: str, settings: Settings) -> str:
     return datetime.fromisoformat(text).astimezone(settings.tz).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def check_period(period: str, pattern: str = r"\d{4}(-\d{2}(-\d{2})?)?", shapes: str = "YYYY, YYYY-MM or YYYY-MM-DD",
-                 option: str = "period") -> None:  # fmt: skip
-    """A period is a year, a month or a day: 2021, 2021-06, 2021-06-01 (or fewer shapes)."""
-    if not re.fullmatch(pattern, period):
-        fail(Exit.BAD_INPUT, f"bad input: {option}: {period!r} is not {shapes}")
+def parse_period(text: str, option: str = "--period", *, days: bool = True) -> tuple[date, date]:
+    """A period (a year, a month or, unless ``days`` is false, a day) as the local days it covers.
+
+    domain/bounds.py parses it, as the read models do: a real month and day, inside the window.
+    """
+    shapes = PERIOD_SHAPES if days else "YYYY or YYYY-MM"
+    if not days and text.count("-") > 1:
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {text!r} is not {shapes}")
+    try:
+        return period_days(text)
+    except ValueError as error:
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {str(error).removeprefix('period ')}")
+
+
+def one_of(value: str | None, allowed: Iterable[str], option: str) -> str | None:
+    """The value if it is one of ``allowed`` (or None); otherwise bad input naming every valid value."""
+    names = list(allowed)
+    if value is not None and value not in names:
+        fail(Exit.BAD_INPUT, f"bad input: {option}: {value!r} is not one of {', '.join(names)}")
+    return value
 
 
 # -- the engine ---------------------------------------------------------------------

@@ -24,6 +24,8 @@ from adapters.cli.common import (
     show_record,
 )
 from adapters.cli.queries import print_history
+from domain.bounds import EARLIEST, LATEST
+from domain.errors import DomainError
 from domain.numbers import format_number
 
 if TYPE_CHECKING:
@@ -58,7 +60,10 @@ def _load_reference(engine: Engine, as_json: bool) -> dict[str, int]:
                 shown[0] = done
                 err.print(f"loading the reference district: {done}/{total} commands", highlight=False)
 
-        counts = load_reference_district(engine.service, engine.reader, at, progress=advance)
+        try:
+            counts = load_reference_district(engine.service, engine.reader, at, progress=advance)
+        except DomainError as error:  # a store holding another district (the same codes, set up otherwise)
+            fail(Exit.REFUSED, f"refused: {error}")
     if not as_json and not counts.get("skipped"):
         err.print(
             f"reference district loaded: {counts.get('events', 0)} events, {counts.get('base_grids', 0)} base + "
@@ -100,7 +105,11 @@ def simulate(
     try:
         first = datetime.strptime(start, "%Y-%m-%d").date()  # noqa: DTZ007 - a calendar day, not a moment
     except ValueError:
-        fail(Exit.BAD_INPUT, f"bad input: start: {start!r} is not YYYY-MM-DD")
+        fail(Exit.BAD_INPUT, f"bad input: --start: {start!r} is not YYYY-MM-DD")
+    # Every simulated day inside the window every moment keeps (domain/bounds.py); days past it overflow.
+    if not EARLIEST.date() <= first or (LATEST.date() - first).days < days:
+        fail(Exit.BAD_INPUT, f"bad input: --start, --days: {days} days from {first} do not fit in "
+                             f"{EARLIEST.year}-01-01 … {LATEST.year - 1}-12-31")  # fmt: skip
     config = SimulationConfig(days=days, seed=seed, start=first, grids=grids, intensity=intensity, rate=rate)
     with opened_engine(settings) as engine:
         service = engine.service

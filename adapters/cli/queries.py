@@ -15,17 +15,19 @@ from adapters.cli.common import (
     Exit,
     JsonOpt,
     Number,
-    check_period,
     emit,
     fail,
     load_settings,
     local_time,
+    one_of,
     opened_service,
     out,
+    parse_period,
     read_side,
     show_record,
     show_rows,
 )
+from domain.case_values import CaseState
 from domain.errors import DomainError
 
 T = TypeVar("T")
@@ -141,6 +143,7 @@ def queue(
     as_json: JsonOpt = False,
 ) -> None:
     """Cases of an org unit in a state."""
+    one_of(state, (s.value for s in CaseState), "--state")
     settings = load_settings()
     with read_side(settings) as read:
         rows = read.queue(unit, state)
@@ -201,7 +204,7 @@ def performance(
             Exit.BAD_INPUT,
             "bad input: give exactly one of --worker, --department, --grid, --community, --street, --district",
         )
-    check_period(period)
+    parse_period(period)
     kind, code = given[0]
     settings = load_settings()
     with read_side(settings) as read, read.engine.connect() as connection:
@@ -220,9 +223,8 @@ def intake(
     """One window, one number: received, accepted, rejected, merged, time to acceptance, by group."""
     from projections.intake_queries import intake_figures  # noqa: PLC0415
 
-    if by not in {"channel", "category", "street"}:
-        fail(Exit.BAD_INPUT, f"bad input: by: {by!r} is not channel, category or street")
-    check_period(period)
+    one_of(by, ("channel", "category", "street"), "--by")
+    parse_period(period)
     settings = load_settings()
     with read_side(settings) as read, read.engine.connect() as connection:
         rows = intake_figures(connection, by, period)  # type: ignore[arg-type]

@@ -23,7 +23,6 @@ from adapters.bootstrap import bootstrap
 from adapters.cli.common import (
     Exit,
     JsonOpt,
-    check_period,
     emit,
     err,
     fail,
@@ -31,6 +30,7 @@ from adapters.cli.common import (
     local_time,
     moment,
     out,
+    parse_period,
     progress_printer,
     rate,
     show_record,
@@ -317,7 +317,7 @@ def review(
 ) -> None:
     """The yearly review: rank grid workers, grids and street centres by a versioned rule file, reproducibly."""
     settings = load_settings()
-    check_period(period, r"\d{4}(-\d{2})?", "YYYY or YYYY-MM", option="--period")
+    parse_period(period, days=False)
     fmt = "json" if as_json else output_format
     if fmt not in {"table", "csv", "json"}:
         fail(Exit.BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv or json")
@@ -429,13 +429,15 @@ def _audit_verify(settings: Settings, as_json: bool) -> None:
         check = verify_chain(opened.read, opened.store, names=opened.live)
     if as_json:
         emit({"intact": check.intact, "events": check.events, "last_position": check.last_position,
-              "head": check.head,
+              "head": check.head, "chain_version_1_links": check.unclocked,
               "broken": [{"position": b.position, "subject": b.subject, "version": b.version, "problem": b.problem}
                          for b in check.broken]},
              ensure_ascii=False)  # fmt: skip
     elif check.intact:
-        out.print(f"chain intact: {check.events:,} events up to position {check.last_position}; head {check.head}",
-                  highlight=False)  # fmt: skip
+        old = (f" ({check.unclocked:,} links written before chain version 2: their commit times are checked for "
+               "order only)") if check.unclocked else ""  # fmt: skip
+        out.print(f"chain intact: {check.events:,} events up to position {check.last_position}; head {check.head}"
+                  f"{old}", highlight=False)  # fmt: skip
     else:
         first = check.broken[0]
         for broken in check.broken:

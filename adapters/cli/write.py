@@ -70,11 +70,11 @@ def execute(service: Service, fields: dict[str, Any]) -> tuple[Exit, Result | st
     except BadInput as error:
         return Exit.BAD_INPUT, f"bad input: {error}"
     except ConcurrentChange as error:
-        return Exit.CONFLICT, f"conflict: changed by someone else at the same time, try again ({error})"
+        return Exit.CONFLICT, f"conflict: {error}"
 
 
-def _iso(text: str, settings: Settings) -> str:
-    found = moment(text, settings)
+def _iso(text: str, settings: Settings, option: str = "--at") -> str:
+    found = moment(text, settings, option)
     assert found is not None
     return found.isoformat()
 
@@ -213,7 +213,7 @@ def case_extend(number: Number, resolve_by: Annotated[str, typer.Option("--resol
                 reason: Reason, actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None,
                 at: AtOpt = None, as_json: JsonOpt = False) -> None:  # fmt: skip
     """Move the resolve-by deadline later."""
-    fields = {"case_number": number, "resolve_by": _iso(resolve_by, load_settings()), "reason": reason}
+    fields = {"case_number": number, "resolve_by": _iso(resolve_by, load_settings(), "--resolve-by"), "reason": reason}
     _run("case.extend", fields, actor, role, unit, at, as_json)
 
 

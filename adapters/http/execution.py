@@ -87,9 +87,7 @@ def run(runtime: Runtime, command: c.AnyCommand) -> Result:
         field = str(error).partition(":")[0] if ":" in str(error) else ""
         raise ApiError(422, "bad_input", f"bad input: {error}", [{"field": field, "message": str(error)}]) from None
     except ConcurrentChange as error:
-        raise ApiError(
-            409, "conflict", f"conflict: changed by someone else at the same time, try again ({error})"
-        ) from None
+        raise ApiError(409, "conflict", f"conflict: {error}") from None  # names the case and says try again
 
 
 def idempotent(runtime: Runtime, request: Request, principal: Principal, payload: Any,

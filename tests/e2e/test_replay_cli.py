@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from replay.chain import from_micros
 from tests.conftest import make_settings
 from tests.e2e.conftest import Cli
 from tests.integration.replay.test_audit import full_life
@@ -64,6 +65,28 @@ def test_audit_verify_passes_then_names_the_altered_row(filled: tuple[Cli, str, 
     report = json.loads(cli("audit", "verify", "--json").stdout)
     assert report["intact"] is False
     assert report["broken"][0]["position"] == position
+
+
+def test_audit_verify_names_a_commit_time_moved_by_sql(filled: tuple[Cli, str, Path]) -> None:
+    """Issue 13: the as-of-recorded cut-off reads the commit clock, so moving one time must break the chain."""
+    cli, _, path = filled
+    with sqlite3.connect(path) as connection:
+        first, last = connection.execute("SELECT MIN(position), MAX(position) FROM event_chain").fetchone()
+        early = connection.execute("SELECT committed_at FROM event_chain WHERE position = ?", (first,)).fetchone()[0]
+    cut = ["review", "--period", "2021", "--rules", RULES, "--as-of-recorded", from_micros(early).isoformat()]
+    before = cli.json(*cut)
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE event_chain SET committed_at = ? WHERE position = ?", (early, last))
+    # What the tamperer gains: the cut-off at the first commit now takes in the last event as well.
+    assert isinstance(before, dict) and before["last_event_position"] < last
+    after = cli.json(*cut)
+    assert isinstance(after, dict) and after["last_event_position"] == last
+    failed = cli("audit", "verify")
+    assert failed.returncode == 1
+    assert f"broken link at position {last}: case " in failed.stdout
+    assert "commit time does not match its recorded hash" in failed.stdout
+    assert "commit times must not go back" in failed.stdout
+    assert f"first at position {last}" in failed.stdout
 
 
 def test_review_is_byte_identical_across_runs_and_formats_carry_the_cutoff(filled: tuple[Cli, str, Path]) -> None:

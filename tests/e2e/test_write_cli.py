@@ -34,7 +34,8 @@ def test_every_documented_example_is_accepted_in_order(cli: Cli) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0, result.stdout
     assert [r["outcome"] for r in rows[:-1]] == ["ok"] * len(doc_lines())
-    assert rows[-1] == {"summary": {"accepted": len(doc_lines()), "refused": 0, "bad_input": 0, "conflict": 0}}
+    assert rows[-1] == {"summary": {"accepted": len(doc_lines()), "refused": 0, "bad_input": 0, "conflict": 0,
+                                    "unavailable": 0, "internal_error": 0}}
 
 
 def test_docs_show_every_command_and_match_the_schema() -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from domain.case import case_id
 from projections.sql import make_engine
 from replay.audit import history, links_of, verify_chain
+from replay.chain import GENESIS, chain_version, link_hash
 from tests.conftest import make_settings
 from tests.support import CALLBACK, DISPATCHER, T0, WORKER, App, make_app, report, run, seed_small_district
 
@@ -198,3 +199,98 @@ def test_two_processes_writing_one_case_in_turn_keep_its_chain_whole(store: Stor
     check = verify_chain(store.read, store.engine)
     assert check.intact, [str(b) for b in check.broken]
     assert check.events == store.app.store.recorder.max_notification_id()
+
+
+# -- the commit clock (issue 13): chain version 2 hashes it, and its order along the log is checked ----------
+
+
+def committed(store: Store, position: int) -> int:
+    return int(store.sql("SELECT committed_at FROM event_chain WHERE position = :p", p=position).scalar_one())
+
+
+def move_commit(store: Store, position: int, micros: int) -> None:
+    store.sql("UPDATE event_chain SET committed_at = :c WHERE position = :p", c=micros, p=position)
+
+
+def rewrite_as_chain_version_1(store: Store) -> None:
+    """Make the chain what a store written before chain version 2 holds: hashes that leave out the commit time."""
+    heads: dict[str, str] = {}
+    for link in store.sql("SELECT * FROM event_chain ORDER BY position").mappings().all():
+        stored = store.row(link["position"])
+        digest = link_hash(heads.get(link["originator_id"], GENESIS), link["position"], link["originator_id"],
+                           link["originator_version"], stored["topic"], bytes(stored["state"]))  # fmt: skip
+        heads[link["originator_id"]] = digest
+        store.sql("UPDATE event_chain SET chain_hash = :h WHERE position = :p", h=digest, p=link["position"])
+
+
+def test_new_links_are_chain_version_2_and_cover_the_commit_time(store: Store) -> None:
+    full_life(store.app)
+    hashes = store.sql("SELECT chain_hash FROM event_chain").scalars().all()
+    assert hashes and all(chain_version(h) == 2 and len(h) == len("v2:") + 64 for h in hashes)
+    check = verify_chain(store.read, store.engine)
+    assert check.intact and check.unclocked == 0
+
+
+def test_moving_one_commit_time_back_names_its_position(store: Store) -> None:
+    """The review's as-of-recorded cut-off reads these times: one moved back pulls later events into the past."""
+    full_life(store.app)
+    number = full_life(store.app)
+    position = store.positions_of(number)[-1]
+    move_commit(store, position, committed(store, 1))  # as if it had been committed with the first event
+    found = verify_chain(store.read, store.engine).broken
+    assert [(b.position, b.subject) for b in found] == [(position, f"case {number}")] * 2
+    assert "commit time does not match its recorded hash" in found[0].problem
+    assert "commit times must not go back" in found[1].problem
+
+
+def test_moving_one_commit_time_forward_names_its_position(store: Store) -> None:
+    number = full_life(store.app)
+    full_life(store.app)
+    position = store.positions_of(number)[3]
+    move_commit(store, position, committed(store, position) + 1)  # one microsecond is enough
+    found = verify_chain(store.read, store.engine).broken
+    assert found[0].position == position
+    assert found[0].subject == f"case {number}"
+    assert "commit time" in found[0].problem
+
+
+def test_a_chain_written_before_version_2_still_verifies_and_says_how_much_of_it_is_unclocked(store: Store) -> None:
+    full_life(store.app)
+    rewrite_as_chain_version_1(store)
+    check = verify_chain(store.read, store.engine)
+    assert check.intact, [str(b) for b in check.broken]
+    assert check.unclocked == check.events
+    # Written on after the upgrade: the old links stay version 1, the new ones are version 2, both verify.
+    number = full_life(store.app)
+    later = verify_chain(store.read, store.engine)
+    assert later.intact, [str(b) for b in later.broken]
+    assert later.unclocked == check.events
+    assert chain_version(later.head) == 2
+    assert store.positions_of(number)[0] == check.last_position + 1
+
+
+def test_in_a_version_1_chain_a_commit_time_moved_back_is_still_seen_by_its_order(store: Store) -> None:
+    full_life(store.app)
+    number = full_life(store.app)
+    rewrite_as_chain_version_1(store)
+    position = store.positions_of(number)[-1]
+    move_commit(store, position, committed(store, 1))
+    assert broken(store) == [(position, f"case {number}")]
+    assert "must not go back" in verify_chain(store.read, store.engine).broken[0].problem
+
+
+def test_a_link_downgraded_to_version_1_after_version_2_began_is_broken(store: Store) -> None:
+    number = full_life(store.app)
+    position = store.positions_of(number)[-1]
+    link = store.sql("SELECT * FROM event_chain WHERE position = :p", p=position).mappings().one()
+    previous = store.sql("SELECT chain_hash FROM event_chain WHERE position = :p",
+                         p=store.positions_of(number)[-2]).scalar_one()  # fmt: skip
+    stored = store.row(position)
+    # A tamperer who moves the commit time and rewrites the last link as a version 1 hash, which does not cover it.
+    move_commit(store, position, committed(store, position) - 60_000_000)
+    downgraded = link_hash(previous, position, link["originator_id"], link["originator_version"], stored["topic"],
+                           bytes(stored["state"]))  # fmt: skip
+    store.sql("UPDATE event_chain SET chain_hash = :h WHERE position = :p", h=downgraded, p=position)
+    found = verify_chain(store.read, store.engine).broken
+    assert found[0].position == position
+    assert "version 1 link" in found[0].problem
