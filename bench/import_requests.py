@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/import_requests.py [--rows 10000] [--batch-rows 500] [--database-url sqlite:///...]
 
-Imports the San Francisco sample (../shared/data/sf311_cases_sample_10000.csv.gz; ``--rows`` repeats it under
+Imports the San Francisco sample (tests/data/sf311_cases_sample_10000.csv.gz; ``--rows`` repeats it under
 fresh ids to reach more) through the engine's commands, as ``gridcase import requests`` does, and prints rows
 and events per second; then appends as many stored events of the same mean size straight into the recorder,
 500 per transaction, and prints the ratio of the two event rates (target >= 0.3). The process's peak resident
@@ -40,7 +40,7 @@ from importing.run import Importer
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-SAMPLE = _BENCH.parent.parent / "shared" / "data" / "sf311_cases_sample_10000.csv.gz"
+SAMPLE = _BENCH.parent / "tests" / "data" / "sf311_cases_sample_10000.csv.gz"
 
 
 def rows(count: int) -> Iterator[Row]:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from tests.support import App
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sf311_cases_sample_10000.csv.gz"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sf311_cases_sample_10000.csv.gz"
 SF = ZoneInfo("America/Los_Angeles")
 NY = ZoneInfo("America/New_York")
 
