@@ -61,10 +61,24 @@ OPERATIONS = [f"{method.upper()} {path}" for path, methods in DOCUMENT["paths"].
 CHECKS = [not_a_server_error, negative_data_rejection]
 
 
+def _without_security(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without its bearer scheme: the suite sends the token itself (or none), so schemathesis must
+    not generate (or negate) an Authorization header that the suite then replaces."""
+    bare = copy.deepcopy(document)
+    bare.get("components", {}).pop("securitySchemes", None)
+    bare.pop("security", None)
+    for methods in bare["paths"].values():
+        for operation in methods.values():
+            operation.pop("security", None)
+    return bare
+
+
 @pytest.fixture(scope="module")
 def api_schema(api: Api) -> BaseSchema:
-    """The OpenAPI document as the running server serves it."""
-    return schemathesis.openapi.from_url(f"{api.url}/openapi.json")
+    """The OpenAPI document as the running server serves it (its bearer scheme left out, see above)."""
+    with api.client() as client:
+        served = client.get("/openapi.json").json()
+    return schemathesis.openapi.from_dict(_without_security(served))
 
 
 def _curl(method: str, url: str, headers: dict[str, str], body: bytes | None = None) -> str:
@@ -156,7 +170,7 @@ def _linked(document: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("who", ["admin", None])
 def test_stateful_sequences_get_no_server_error(api: Api, who: str | None) -> None:
     """Report a case or start a patrol, then act on the number it returned, step after step."""
-    schema = schemathesis.openapi.from_dict(_linked(DOCUMENT))
+    schema = schemathesis.openapi.from_dict(_linked(_without_security(DOCUMENT)))
     headers = {"Authorization": f"Bearer {api.tokens[who]}"} if who else {}
     base = schema.as_state_machine()
 
@@ -311,7 +325,9 @@ def test_hostile_open311_form_fields(api: Api, field: str, hostile: Hostile) -> 
     assert response.status_code < 500, how
     if response.status_code >= 400:
         assert after == before, f"refused, yet the store moved from {before} to {after}: {how}"
-    if hostile.must_refuse:
+    if hostile.must_refuse and field == "api_key":  # a credential: an unknown one is 401, a malformed one 400
+        assert response.status_code in {400, 401}, how
+    elif hostile.must_refuse:
         assert response.status_code == 400, how
         assert field.split("[", maxsplit=1)[0] in response.text, f"refused without naming {field!r}: {how}"
 
@@ -367,8 +383,9 @@ def _url(path: str, parameter: str, value: str) -> str:
             filled = filled.replace(placeholder, quote(given_value.encode("utf-8", "surrogatepass"), safe=""))
     if parameter not in path:
         params[parameter] = value
-        if "reviews" in filled:
-            params.setdefault("rules", "rules/2021.toml")
+    if "/reviews/" in filled:
+        params.setdefault("rules", "2021")
+    if parameter not in path:
         if filled.endswith("/performance"):
             params.setdefault("kind", "district")
             params.setdefault("period", "2021")
