@@ -93,9 +93,9 @@ def period_days(period: str) -> tuple[date, date]:
         msg = f"period {period!r} is outside {EARLIEST.year} … {LATEST.year - 1}"
         raise ValueError(msg)
     try:
-        first = date(year, month or 1, day or 1)
+        first = date(year, 1 if month is None else month, 1 if day is None else day)
     except ValueError:
-        msg = f"period {period!r} is not a real {'day' if day else 'month'}"
+        msg = f"period {period!r} is not a real {'month' if day is None else 'day'}"
         raise ValueError(msg) from None
     if month is None:
         return first, date(year + 1, 1, 1)

@@ -30,7 +30,9 @@ imported_requests = Table(
     metadata,
     Column("case_id", String(36), primary_key=True),
     Column("case_number", String(32), nullable=False),
-    Column("ref", String(80), nullable=False, unique=True),
+    #: Not unique: the import files one case per reference, but an administrator's ``apply`` may file another
+    #: with the same one, and a read model takes every stored event (the lookup answers the first filed).
+    Column("ref", String(80), nullable=False, index=True),
     Column("source", String(64), nullable=False),
     #: The anomaly kinds the import flagged, comma-separated (docs/import.md).
     Column("flags", String(400), nullable=False),

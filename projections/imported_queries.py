@@ -110,7 +110,7 @@ def case_number_of_ref(connection: Connection, ref: str) -> str | None:
     has it after a prefix.
     """
     t = imported_requests.c
-    found = connection.execute(select(t.case_number).where(t.ref == ref)).scalar()
+    found = connection.execute(select(t.case_number).where(t.ref == ref).order_by(t.opened_at, t.case_number)).scalar()
     if found is not None:
         return str(found)
     matches = connection.execute(select(t.case_number, t.ref).where(t.ref.like(f"%{_like(ref)}", escape="\\"))).all()

@@ -21,7 +21,7 @@ from adapters.http.deps import Credentials, caller, runtime_of
 from adapters.http.errors import ApiError
 from adapters.http.execution import build, idempotent, run
 from adapters.http.xml import to_xml
-from domain.bounds import moment_problem
+from domain.bounds import moment_problem, text_problem
 from projections.case_status import CLOSED_STATES, OPEN_STATES, STATE_AFTER, case_status, case_timeline
 
 if TYPE_CHECKING:
@@ -150,8 +150,8 @@ def create_request(
     long: Annotated[float | None, Form(ge=-180, le=180)] = None,
     address_string: OptionalText = None,
     address_id: Annotated[str | None, Form(max_length=64)] = None,
-    email: OptionalText = None,  # noqa: ARG001 - accepted as the spec has it; not kept (docs/http.md)
-    device_id: OptionalText = None,  # noqa: ARG001 - accepted as the spec has it; not kept
+    email: OptionalText = None,
+    device_id: OptionalText = None,
     account_id: OptionalText = None,
     first_name: Annotated[str | None, Form(max_length=50)] = None,
     last_name: Annotated[str | None, Form(max_length=50)] = None,
@@ -166,6 +166,11 @@ def create_request(
     Needs an intake token (``api_key`` or a bearer token). Location: ``attribute[grid]``, ``address_id`` (a
     grid code), an address naming a grid, or lat/long inside the district (docs/http.md).
     """
+    texts = {"service_code": service_code, "address_string": address_string, "address_id": address_id,
+             "email": email, "device_id": device_id, "account_id": account_id, "first_name": first_name,
+             "last_name": last_name, "phone": phone, "media_url": media_url, "attribute[grid]": grid}  # fmt: skip
+    _check_texts({"description": description}, multiline=True)
+    _check_texts(texts, multiline=False)  # named as the form has them, before they become the command's fields
     runtime = runtime_of(request)
     principal = caller(request, api_key or (credentials.credentials if credentials else None))
     if principal is None:
@@ -198,6 +203,19 @@ def create_request(
 
     return idempotent(runtime, request, principal, {"format": response_format, **fields},
                       lambda: run(runtime, build(principal, fields)), respond)  # fmt: skip
+
+
+def _check_texts(fields: dict[str, str | None], *, multiline: bool) -> None:
+    """A form field the domain could not show (a lone surrogate, a control character) is a 400 naming it.
+
+    The same check as the command models' (domain.bounds.text_problem); done here too so the error names
+    the Open311 field (``first_name``, not ``reporter.name``), and for the fields the engine does not keep
+    but answers with (``account_id``) or could log.
+    """
+    for name, value in fields.items():
+        problem = None if value is None else text_problem(value, multiline=multiline)
+        if problem is not None:
+            raise _bad(f"bad input: {name}: {problem}")
 
 
 def _locate(runtime: Runtime, grid: str | None, address_id: str | None, address: str | None,

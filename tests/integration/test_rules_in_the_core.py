@@ -6,8 +6,11 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import select
 
 from domain.errors import CommandRefused
+from projections.imported_queries import case_number_of_ref
+from projections.sql import deadletters
 from tests.support import (
     ADMIN,
     CATEGORY,
@@ -116,8 +119,17 @@ def test_only_a_migration_keeps_another_systems_reference_or_gives_its_own_deadl
     external = {"ref": "SF311-1", "source": "sf311"}
     refused(sqlite_app, "OnlyAMigrationKeepsAnExternalReference", command="case.report", actor=OPERATOR, at=T0,
             channel="hotline", category=CATEGORY, grid=GRID, description="x", external=external)  # fmt: skip
-    run(sqlite_app, command="case.report", actor=ADMIN, at=T0, channel="hotline", category=CATEGORY, grid=GRID,
-        description="x", external=external)  # fmt: skip
+    first = run(sqlite_app, command="case.report", actor=ADMIN, at=T0, channel="hotline", category=CATEGORY,
+                grid=GRID, description="x", external=external)["case_number"]  # fmt: skip
+    # An administrator may file a second case under the same reference: the read models take it, not set it aside.
+    run(sqlite_app, command="case.report", actor=ADMIN, at=T0 + timedelta(minutes=1), channel="hotline",
+        category=CATEGORY, grid=GRID, description="again", external=external)  # fmt: skip
+    read = sqlite_app.engine.read_side()
+    read.catch_up()
+    with read.engine.connect() as connection:
+        assert connection.execute(select(deadletters)).all() == []
+        assert case_number_of_ref(connection, "SF311-1") == first
+    read.close()
     number = report(sqlite_app)
     run(sqlite_app, command="case.accept", actor=DISPATCHER, at=T0, case_number=number, level="community")
     far = T0 + timedelta(days=365)

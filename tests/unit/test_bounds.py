@@ -17,6 +17,7 @@ from adapters.kafka.schemas import EventType, event_schema
 from adapters.schemas import command_schema
 from domain import bounds
 from domain.base import ActorRef, Role
+from domain.bounds import period_days
 from domain.case import Case, Channel, HandlerKind, HandlerRef, Level, Location, Urgency
 from domain.commands import COMMANDS, EndPatrol
 from domain.errors import CommandRefused
@@ -352,3 +353,19 @@ def test_the_published_event_schemas_describe_the_bounds_without_refusing_older_
 
 def test_an_end_patrol_command_keeps_its_default_distance() -> None:
     assert EndPatrol.model_validate({"actor": ADMIN, "patrol_number": PATROL}).distance_m == 0
+
+
+@pytest.mark.parametrize(
+    ("period", "problem"),
+    [("2021-13", "not a real month"), ("2021-00", "not a real month"), ("2021-06-00", "not a real day"),
+     ("2021-02-30", "not a real day"), ("0001", "outside"), ("9999-12", "outside"), ("2021-6", "is not YYYY")],
+)  # fmt: skip
+def test_a_period_is_a_real_year_month_or_day_inside_the_window(period: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        period_days(period)
+
+
+def test_a_period_covers_its_local_days() -> None:
+    assert period_days("2021") == (date(2021, 1, 1), date(2022, 1, 1))
+    assert period_days("2021-12") == (date(2021, 12, 1), date(2022, 1, 1))
+    assert period_days("2024-02-29") == (date(2024, 2, 29), date(2024, 3, 1))
