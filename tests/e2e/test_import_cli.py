@@ -19,7 +19,7 @@ import pytest
 from importing.profile import Anomaly
 from tests.e2e.conftest import GRIDCASE, Cli
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sf311_cases_sample_10000.csv.gz"
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sf311_cases_sample_10000.csv.gz"
 
 
 def first_rows(path: Path, count: int) -> Path:
