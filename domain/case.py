@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 from eventsourcing.domain import event
+from pydantic import Field
 
 from domain import bounds
 from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc
@@ -65,8 +66,9 @@ class Case(CaseGuards, Aggregate):
         reporter: ReporterContact | None = None
         urgency: Urgency
         patrol_id: Code | None = None
-        #: Set on a case imported from another system's export (issue 14); optional, so v1 still holds.
-        external: ExternalReference | None = None
+        #: Set on a case imported from another system's export (issue 14); optional, so v1 still holds, and left
+        #: out of the stored and published form when unset, so every other case is stored byte for byte as before.
+        external: ExternalReference | None = Field(default=None, exclude_if=lambda value: value is None)
 
     class CaseAccepted(Aggregate.Event):
         """The centre takes the case on at a level."""

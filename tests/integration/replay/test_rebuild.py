@@ -16,9 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from projections.case_status import CaseStatus, case_status
+from projections.case_status import case_status
 from projections.catalogue import FACTORIES
-from projections.intake import Intake
 from projections.performance import Performance
 from projections.runner import Runner
 from projections.sql import make_engine
@@ -45,7 +44,7 @@ def reader(app: App) -> Any:
 
 def live_runner(app: App, engine: Engine) -> Runner:
     """The live runner, in small batches so that batch boundaries fall everywhere."""
-    runner = Runner(engine, reader(app), [CaseStatus(), Performance(QINGDAO), Intake(QINGDAO)], batch_size=29)
+    runner = Runner(engine, reader(app), [FACTORIES[name](QINGDAO) for name in ALL], batch_size=29)
     runner.create_tables()
     return runner
 
