@@ -158,6 +158,20 @@ def apply_batch(
 def _write(engine: Engine, connection: Connection, projection: Projection,
            todo: list[tuple[int, P, ProjectedEvent]], failed: dict[int, Failure[P]]) -> None:  # fmt: skip
     """Write the batch's rows; when one event's rows cannot be written, set it aside like a failed event."""
+    blamed = flush_or_blame(engine, connection, projection, [event for _, _, event in todo])
+    if blamed is not None:
+        culprit, error = blamed
+        index, place, event = todo[culprit]
+        failed[index] = Failure(place, event, error)
+        raise _Retry
+
+
+def flush_or_blame(engine: Engine, connection: Connection, projection: Projection, events: list[ProjectedEvent],
+                   *, before: Callable[[Connection], None] | None = None) -> tuple[int, str] | None:  # fmt: skip
+    """Write the folded rows; or, when one event's rows cannot be written, its index and the error (rolled back).
+
+    A failure that is the database's, or that no one event causes, is raised: the run stops and says so.
+    """
     try:
         projection.flush(connection)
     except Exception as error:
@@ -165,12 +179,11 @@ def _write(engine: Engine, connection: Connection, projection: Projection,
             raise
         connection.rollback()
         projection.discard()
-        culprit = unwritable_event(engine, projection, [event for _, _, event in todo])
+        culprit = unwritable_event(engine, projection, events, before=before)
         if culprit is None:
-            raise  # not one event's rows: the database itself (the run stops and says so)
-        index, place, event = todo[culprit]
-        failed[index] = Failure(place, event, write_error(error))
-        raise _Retry from None
+            raise  # not one event's rows: the database itself
+        return culprit, write_error(error)
+    return None
 
 
 def unwritable(error: BaseException) -> bool:

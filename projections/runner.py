@@ -33,9 +33,7 @@ from projections.batch import (
     RunStats,
     Source,
     apply_batch,
-    unwritable,
-    unwritable_event,
-    write_error,
+    flush_or_blame,
 )
 from projections.events import decode
 from projections.follow import repeat
@@ -375,18 +373,11 @@ class Runner:
             except Exception:  # noqa: BLE001 - set aside, like in a batch
                 failed[event.position] = traceback.format_exc(limit=3)
                 raise _Again from None
-        try:
-            projection.flush(connection)
-        except Exception as error:
-            if not unwritable(error):
-                raise
-            connection.rollback()
-            projection.discard()
-            culprit = unwritable_event(self.engine, projection, todo, before=forget)
-            if culprit is None:
-                raise
-            failed[todo[culprit].position] = write_error(error)
-            raise _Again from None
+        blamed = flush_or_blame(self.engine, connection, projection, todo, before=forget)
+        if blamed is not None:
+            culprit, error = blamed
+            failed[todo[culprit].position] = error
+            raise _Again
 
     def _redo_projection(self, projection: Projection) -> None:
         """Empty a projection's tables and catch it up from position zero (its letters are written anew)."""
