@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from adapters.access_log import SqlAccessLog
 from adapters.logging import configure_logging
 from adapters.settings import Settings
 from adapters.store import EventStoreApplication, StoreReader, store_env
@@ -80,8 +81,13 @@ class Engine:
         return StoreReader(self.store.recorder)
 
     @cached_property
+    def access_log(self) -> SqlAccessLog:
+        """The log of clear views of personal data, in the event store's database."""
+        return SqlAccessLog(self.settings.database_url)
+
+    @cached_property
     def service(self) -> Service:
-        """The application service over the store, given the district's zone, number prefixes and event limit."""
+        """The application service over the store: the district's zone, number prefixes, event limit, access log."""
         settings = self.settings
         return Service(
             self.store,
@@ -90,6 +96,7 @@ class Engine:
             patrol_prefix=settings.patrol_prefix,
             clock=self._clock,
             max_event_bytes=settings.max_event_bytes,
+            access_log=self.access_log,
         )
 
     @cached_property
@@ -142,6 +149,8 @@ class Engine:
             self.read_engine.dispose()
         if "store" in self.__dict__:
             self.store.close()
+        if "access_log" in self.__dict__:
+            self.access_log.close()
 
 
 def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None) -> Engine:

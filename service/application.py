@@ -14,13 +14,16 @@ from typing import TYPE_CHECKING
 import structlog
 from pydantic import ValidationError
 
+from domain.base import RECORDING_CLOCK
 from domain.case import Case, case_id
 from domain.errors import DomainError, UnknownReference
+from domain.personal_data import check_may_see_personal_data, reason_problem
 from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput
 from service.handling import Handlers, Handling, Result
 from service.numbers import NumberIssuer
+from service.ports import AccessRecord
 from service.unit_of_work import DEFAULT_MAX_EVENT_BYTES, EventTooLarge, UnitOfWork
 from service.views import CaseView, history_rows
 
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from domain import commands as c
-    from service.ports import EventStore
+    from domain.base import ActorRef
+    from service.ports import AccessLog, EventStore, Via
 
 log = structlog.get_logger("gridcase")
 
@@ -42,8 +46,11 @@ class Service:
 
     def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
                  clock: Callable[[], datetime] | None = None,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:  # fmt: skip
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 access_log: AccessLog | None = None) -> None:  # fmt: skip
         self.tz = tz
+        #: Where clear views of personal data are recorded; without one, none is given.
+        self.access_log = access_log
         self.work = UnitOfWork(store, max_event_bytes=max_event_bytes)
         self.numbers = NumberIssuer(self.work)
         self._handling = Handling(
@@ -117,12 +124,57 @@ class Service:
             case = self._case(case.merged_into, "case.lookup")
         return case.case_number
 
-    def history(self, number: str, *, personal_data: bool = False) -> list[dict[str, Any]]:
-        """Every event of a case, oldest first; the reporter's personal data masked unless asked for."""
+    def history(self, number: str, *, personal_data: bool = False, viewer: ActorRef | None = None,
+                reason: str | None = None, via: Via = "cli") -> list[dict[str, Any]]:  # fmt: skip
+        """Every event of a case, oldest first; the reporter's personal data masked unless asked for.
+
+        A clear view (``personal_data``) is for auditors and admins, with a reason; it is recorded in the
+        access log before anything is returned (:meth:`clear_view`).
+        """
+        if personal_data:
+            self._check_clear_view(viewer, reason)
         events = list(self.work.store.events_of(case_id(number)))
         if not events:  # the id is the number's own: no events, no case
             raise UnknownReference("case", number, command="case.history")
+        if personal_data:
+            self.clear_view(number, viewer=viewer, reason=reason, via=via)
         return history_rows(events, personal_data=personal_data)
+
+    def clear_view(self, number: str, *, viewer: ActorRef | None, reason: str | None, via: Via) -> AccessRecord:
+        """Allow one clear view of a case's personal data and record it; refused (nothing recorded) otherwise.
+
+        Refused as ``OnlyAuditorsAndAdminsSeePersonalData`` for any other role, as bad input naming ``reason``
+        without a reason. The record is committed before this returns: if it cannot be written, it raises and
+        the caller shows nothing. An unknown case is refused (``ReferenceMustExist``), nothing recorded.
+        """
+        self._check_clear_view(viewer, reason)
+        if not self.work.exists(case_id(number)):
+            raise UnknownReference("case", number, command="case.history")
+        assert viewer is not None
+        assert reason is not None
+        if self.access_log is None:
+            msg = "no access log to record a clear view of personal data in: nothing is shown in clear"
+            raise RuntimeError(msg)
+        entry = AccessRecord(actor_id=viewer.id, role=viewer.role.value, case_number=number, reason=reason.strip(),
+                             via=via, recorded_at=RECORDING_CLOCK.get()())  # fmt: skip
+        self.access_log.record(entry)
+        log.info("personal data shown", case_number=number, actor=viewer.id, role=viewer.role.value, via=via)
+        return entry
+
+    def access_records(self, *, viewer: ActorRef | None, case_number: str | None = None,
+                       since: datetime | None = None) -> list[AccessRecord]:  # fmt: skip
+        """Who saw personal data in clear, oldest first (auditors and admins only)."""
+        check_may_see_personal_data(viewer, "read the personal data access log")
+        if self.access_log is None:
+            return []
+        return list(self.access_log.entries(case_number=case_number, since=since))
+
+    @staticmethod
+    def _check_clear_view(viewer: ActorRef | None, reason: str | None) -> None:
+        check_may_see_personal_data(viewer)
+        problem = reason_problem(reason)
+        if problem is not None:
+            raise BadInput(f"reason: {problem}")
 
     def case_exists(self, number: str) -> bool:
         """Whether a case of this number was ever filed."""

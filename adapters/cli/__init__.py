@@ -10,7 +10,8 @@ One module per group of commands, all on the set-up of :mod:`adapters.cli.common
 - :mod:`~adapters.cli.demo`: ``load-reference``, ``simulate``, ``walkthrough``;
 - :mod:`~adapters.cli.replay`: ``replay rebuild|build|verify``, ``review``, ``audit``;
 - :mod:`~adapters.cli.serve`: ``serve`` and ``token create|revoke|list``;
-- :mod:`~adapters.cli.imports`: ``import requests|report``, another system's export as events.
+- :mod:`~adapters.cli.imports`: ``import requests|report``, another system's export as events;
+- :mod:`~adapters.cli.person_access`: ``person access-log``, who saw personal data in clear.
 
 Exit codes: 0 ok, 1 a check found something, 2 bad input, 3 refused by the domain,
 4 conflict (a concurrent change), 5 a server (Kafka, the database) did not take the
@@ -34,7 +35,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 # Typer carries its own copy of click; these are the errors its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from adapters.cli import apply, demo, imports, queries, replay, serve, workers, write
+from adapters.cli import apply, demo, imports, person_access, queries, replay, serve, workers, write
 from adapters.cli.common import Exit, err, internal_error
 from domain.bounds import text_problem
 
@@ -56,6 +57,8 @@ workers.register(app)
 queries.register(app, write.case_app)
 imports.register(app)
 demo.register(app)
+# After any other module that makes the ``person`` group: this one adds to it (or makes it).
+person_access.register(app)
 
 __all__ = ["app", "main", "run"]
 

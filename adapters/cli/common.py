@@ -25,10 +25,12 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
+from domain.base import ActorRef
 from domain.bounds import PERIOD_SHAPES, moment_problem, period_days
 
 if TYPE_CHECKING:
@@ -97,6 +99,23 @@ AtOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 Number = Annotated[str, typer.Argument(help="Case number, e.g. SN-20211231-000123.")]
+ReasonOpt = Annotated[
+    str | None, typer.Option("--reason", help="Why you need personal data in clear (recorded in the access log).")
+]
+
+
+def viewer(actor: str | None, role: str | None, unit: str | None = None) -> ActorRef:
+    """Who asks to see personal data (from ``--actor`` and ``--role``); bad input when either is missing or wrong.
+
+    Whether that role may see it is the service's rule (domain/personal_data.py), not the CLI's.
+    """
+    if not actor or not role:
+        fail(Exit.BAD_INPUT, "bad input: actor: give --actor and --role (or GRIDCASE_ACTOR and GRIDCASE_ROLE)")
+    try:
+        return ActorRef(id=actor, role=role, unit=unit)  # pydantic parses the role
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc']))}: {p['msg']}" for p in error.errors()[:3])
+        fail(Exit.BAD_INPUT, f"bad input: actor: {problems}")
 
 
 # -- time ---------------------------------------------------------------------------

@@ -12,9 +12,13 @@ import typer
 from rich.table import Table
 
 from adapters.cli.common import (
+    ActorOpt,
     Exit,
     JsonOpt,
     Number,
+    ReasonOpt,
+    RoleOpt,
+    UnitOpt,
     emit,
     fail,
     load_settings,
@@ -26,9 +30,11 @@ from adapters.cli.common import (
     read_side,
     show_record,
     show_rows,
+    viewer,
 )
 from domain.case_values import CaseState
 from domain.errors import DomainError
+from service import BadInput
 
 T = TypeVar("T")
 
@@ -52,17 +58,29 @@ def register(app: typer.Typer, case_app: typer.Typer) -> None:
 def case_history(
     number: Number,
     personal_data: Annotated[
-        bool, typer.Option("--personal-data", help="Show the reporter's contact unmasked (auditors only).")
+        bool,
+        typer.Option("--personal-data", help="Show the reporter's contact unmasked (auditors and admins, --reason)."),
     ] = False,
+    reason: ReasonOpt = None,
+    actor: ActorOpt = None,
+    role: RoleOpt = None,
+    unit: UnitOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Every event of a case: what, who (id and role), when it happened and when it was recorded."""
+    """Every event of a case: what, who (id and role), when it happened and when it was recorded.
+
+    With ``--personal-data`` the reporter's contact is shown in clear to an auditor or admin (``--actor``,
+    ``--role``) giving a ``--reason``; the view is recorded first (``gridcase person access-log``).
+    """
     settings = load_settings()
+    who = viewer(actor, role, unit) if personal_data else None
     with opened_service(settings) as service:
         try:
-            rows = service.history(number, personal_data=personal_data)
+            rows = service.history(number, personal_data=personal_data, viewer=who, reason=reason, via="cli")
         except DomainError as error:
             fail(Exit.REFUSED, f"refused: {error}")
+        except BadInput as error:
+            fail(Exit.BAD_INPUT, f"bad input: {error}")
     if as_json:
         emit(rows, ensure_ascii=False, indent=2)
         return

@@ -21,8 +21,12 @@ from rich.table import Table
 
 from adapters.bootstrap import bootstrap
 from adapters.cli.common import (
+    ActorOpt,
     Exit,
     JsonOpt,
+    ReasonOpt,
+    RoleOpt,
+    UnitOpt,
     emit,
     err,
     fail,
@@ -35,15 +39,17 @@ from adapters.cli.common import (
     rate,
     show_record,
     summary,
+    viewer,
 )
 from domain.case import case_id
+from domain.errors import DomainError
 from projections.catalogue import FACTORIES, make_projections
 from projections.sql import make_engine
 from replay.audit import COLUMNS, as_of, history, links_of, state_at, verify_chain
 from replay.build import build, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
 from replay.source import cut_off, position_known_at
-from service import mask_contact
+from service import BadInput, mask_contact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -53,7 +59,9 @@ if TYPE_CHECKING:
 
     from adapters.bootstrap import Engine as GridcaseEngine
     from adapters.settings import Settings
+    from domain.base import ActorRef
     from replay.source import Reader
+    from service import Service
 
 replay_app = typer.Typer(
     help="Rebuild read models from the history, build them as of a cut-off, check they are deterministic.",
@@ -348,14 +356,22 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
     personal_data: Annotated[
-        bool, typer.Option("--personal-data", help="Show the reporter's contact unmasked")
+        bool, typer.Option("--personal-data", help="Show the reporter's contact unmasked (auditors, admins; --reason)")
     ] = False,
+    reason: ReasonOpt = None,
+    actor: ActorOpt = None,
+    role: RoleOpt = None,
+    unit: UnitOpt = None,
     version: Annotated[int | None, typer.Option("--version", min=1, help="Up to this version of the case")] = None,
     as_of_occurred: OccurredOpt = None,
     as_of_recorded: RecordedOpt = None,
 ) -> None:
-    """A case's full history (every event, actor, role, both clocks, state before and after), or 'verify'."""
+    """A case's full history (every event, actor, role, both clocks, state before and after), or 'verify'.
+
+    ``--personal-data`` is a clear view like ``case history --personal-data``: the service's rule, recorded first.
+    """
     settings = load_settings()
+    who = viewer(actor, role, unit) if personal_data else None
     if target == "verify":
         _audit_verify(settings, as_json)
         return
@@ -366,6 +382,8 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
         stored = list(opened.parts.reader.events_of(aggregate))
         if not stored or "CaseReported" not in stored[0].topic:
             fail(Exit.REFUSED, f"refused: case {target} does not exist (command audit)")
+        if personal_data:
+            _clear_view(opened.parts.service, target, who, reason)
         with opened.store.connect() as connection:
             links = links_of(connection, aggregate)
             last = None if recorded is None else position_known_at(connection, recorded)
@@ -399,6 +417,16 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
     _print_history(target, rows, settings)
     if state is not None:
         show_record(state, as_json, f"Case {target} as of the cut-off", show=_field)
+
+
+def _clear_view(service: Service, number: str, who: ActorRef | None, reason: str | None) -> None:
+    """The service's rule for a clear view, recorded before anything is shown; refused, nothing is shown."""
+    try:
+        service.clear_view(number, viewer=who, reason=reason, via="audit")
+    except DomainError as error:
+        fail(Exit.REFUSED, f"refused: {error}")
+    except BadInput as error:
+        fail(Exit.BAD_INPUT, f"bad input: {error}")
 
 
 def _field(value: Any) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import select, update
 from adapters.http.tables import tokens
 from domain.base import ActorRef, Role
 from domain.case import CALLBACK, DISPATCHERS, INTAKE, MERGERS, NOTE_TAKERS, VERIFIERS, Channel
+from domain.personal_data import PERSONAL_DATA_READERS
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -33,9 +34,6 @@ TOKEN_ROLES = (
     Role.AUDITOR,
     Role.ADMIN,
 )
-#: Roles that may read reporters' personal data in clear.
-PERSONAL_DATA_READERS = frozenset({Role.AUDITOR, Role.ADMIN})
-
 _HANDLERS = frozenset({Role.GRID_WORKER, Role.DEPARTMENT_HANDLER})
 _PATROLLERS = frozenset({Role.GRID_WORKER, Role.ADMIN})
 _REGISTRARS = frozenset({Role.ADMIN})
@@ -91,7 +89,7 @@ class Principal:
 
     @property
     def reads_personal_data(self) -> bool:
-        """Whether this caller may see reporters' contact details in clear."""
+        """Whether this caller's role may see reporters' contact details in clear (the domain's rule decides)."""
         return self.role in PERSONAL_DATA_READERS
 
 

@@ -21,14 +21,17 @@ from sqlalchemy import select
 from adapters.http.deps import Caller, MaybeCaller, runtime_of
 from adapters.http.errors import ApiError
 from adapters.http.execution import build, forbidden, idempotent, json_response, run
+from adapters.http.persons_access import reason_refused
 from domain import commands as c
 from domain.base import Role
-from domain.bounds import moment_problem, period_days
+from domain.bounds import REASON_MAX, moment_problem, period_days
 from domain.errors import UnknownReference
+from domain.personal_data import OnlyAuditorsAndAdminsSeePersonalData
 from projections.intake_queries import intake_figures, possible_duplicates
 from projections.performance_queries import performance
 from projections.sql import deadletters, make_engine
 from replay.review import BadRules, load_rules, render_csv, render_json, run_review
+from service import BadInput
 
 router = APIRouter(prefix="/api/v1")
 
@@ -153,16 +156,28 @@ def case_history(
     request: Request,
     case_number: CaseNumberPath,
     principal: Caller,
-    personal_data: Annotated[bool, Query(description="Reporter contact in clear (auditors, admins)")] = False,
+    personal_data: Annotated[
+        bool, Query(description="Reporter contact in clear (auditors, admins; with a reason; recorded)")
+    ] = False,
+    reason: Annotated[
+        str | None, Query(max_length=REASON_MAX, description="Why the contact is needed in clear (access log)")
+    ] = None,
 ) -> Response:
-    """The audit view: every event of the case, who (id, role) did it, when it happened and was recorded."""
-    if personal_data and not principal.reads_personal_data:
-        raise forbidden(f"role {principal.role.value} may not read reporters' personal data")
+    """The audit view: every event of the case, who (id, role) did it, when it happened and was recorded.
+
+    ``personal_data=true`` is a clear view: auditors and admins only (403), with a ``reason`` (422 without);
+    recorded in the access log before the answer is sent (``GET /api/v1/persons/access-log``).
+    """
     runtime = runtime_of(request)
     try:
-        rows = runtime.service.history(case_number, personal_data=personal_data)
+        rows = runtime.service.history(case_number, personal_data=personal_data, viewer=principal.actor,
+                                       reason=reason, via="http")  # fmt: skip
     except UnknownReference:
         raise ApiError(404, "not_found", f"unknown case {case_number!r}") from None
+    except OnlyAuditorsAndAdminsSeePersonalData as error:
+        raise forbidden(str(error)) from None
+    except BadInput as error:
+        raise reason_refused(error) from None
     return json_response({"case_number": case_number, "personal_data": personal_data, "events": rows})
 
 
