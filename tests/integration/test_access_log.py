@@ -69,9 +69,9 @@ def test_another_role_is_refused_and_nothing_is_recorded(filed: tuple[App, str],
 
 
 @pytest.mark.parametrize("reason", [None, "", "   ", "a\x1bb", "two\nlines", "x" * 2001])
-def test_a_clear_view_without_a_fit_reason_is_bad_input_naming_reason(filed: tuple[App, str], reason: str | None) -> None:
+def test_a_clear_view_without_a_fit_reason_is_bad_input(filed: tuple[App, str], reason: str | None) -> None:
     app, number = filed
-    with pytest.raises(BadInput, match="^reason: "):
+    with pytest.raises(BadInput, match=r"^reason: "):
         app.service.history(number, personal_data=True, viewer=AUDITOR, reason=reason)
     assert entries(app) == []
 
@@ -102,7 +102,7 @@ def test_the_log_is_append_only_in_the_database(filed: tuple[App, str]) -> None:
     app, number = filed
     app.service.history(number, personal_data=True, viewer=AUDITOR, reason="kept")
     engine = app.engine.access_log.engine
-    for statement in (f"UPDATE {ACCESS_TABLE} SET reason = 'nothing'", f"DELETE FROM {ACCESS_TABLE}"):  # noqa: S608
+    for statement in (f"UPDATE {ACCESS_TABLE} SET reason = 'nothing'", f"DELETE FROM {ACCESS_TABLE}"):
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
     assert [e[3] for e in entries(app)] == ["kept"]
@@ -113,7 +113,7 @@ def test_the_log_is_in_the_event_stores_database(filed: tuple[App, str]) -> None
     app.service.history(number, personal_data=True, viewer=AUDITOR, reason="where")
     assert app.engine.access_log.database_url == app.engine.settings.database_url
     with app.engine.access_log.engine.connect() as connection:
-        assert connection.execute(text(f"SELECT count(*) FROM {ACCESS_TABLE}")).scalar() == 1  # noqa: S608
+        assert connection.execute(text(f"SELECT count(*) FROM {ACCESS_TABLE}")).scalar() == 1
 
 
 def test_nothing_is_shown_when_the_record_cannot_be_written(filed: tuple[App, str], tmp_path: Path) -> None:
