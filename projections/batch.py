@@ -19,13 +19,14 @@ A failure of the database itself (a lost connection, a lock) is nobody's event: 
 
 from __future__ import annotations
 
-import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 from sqlalchemy.exc import InterfaceError, OperationalError
+
+from domain.redaction import describe_error, safe_traceback
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -130,8 +131,8 @@ def apply_batch(
                 for index, place, event in todo:
                     try:
                         projection.apply(connection, event)
-                    except Exception:  # noqa: BLE001 - any failure of one event must not stop the others
-                        failed[index] = Failure(place, event, traceback.format_exc(limit=3))
+                    except Exception as error:  # noqa: BLE001 - any failure of one event must not stop the others
+                        failed[index] = Failure(place, event, safe_traceback(error, limit=3))
                         raise _Retry from None
                 connection.rollback()  # end the reads; the writes get a transaction of their own
                 if connection.dialect.name == "sqlite":
@@ -198,15 +199,13 @@ def unwritable(error: BaseException) -> bool:
 
 def write_error(error: BaseException) -> str:
     """What a dead letter says of rows that could not be written: the error, then where it came from."""
-    detail = str(getattr(error, "orig", None) or error).strip().splitlines()
-    first = detail[0] if detail else ""
-    cause = type(getattr(error, "orig", None) or error).__name__
-    where = "".join(traceback.format_exception(error, limit=3))
-    return f"{where}could not write its rows: {cause}: {first}"
+    original = getattr(error, "orig", None)
+    cause = describe_error(original if isinstance(original, BaseException) else error)
+    return f"{safe_traceback(error, limit=3)}could not write its rows: {cause}"
 
 
 def unwritable_event(engine: Engine, projection: Projection, events: list[ProjectedEvent], *,
-                     before: Callable[[Connection], None] | None = None) -> int | None:
+                     before: Callable[[Connection], None] | None = None) -> int | None:  # fmt: skip
     """The index of the event whose rows cannot be written; None when even none of them can be, or all can.
 
     The batch's rows are written together, so a failed write does not say which event it was. Bisect on how

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import socket
 import time
-import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select, update
 
+from domain.redaction import safe_traceback
 from projections import lease
 from projections.batch import (
     Batch,
@@ -370,8 +370,8 @@ class Runner:
         for event in todo:
             try:
                 projection.apply(connection, event)
-            except Exception:  # noqa: BLE001 - set aside, like in a batch
-                failed[event.position] = traceback.format_exc(limit=3)
+            except Exception as failure:  # noqa: BLE001 - set aside, like in a batch
+                failed[event.position] = safe_traceback(failure, limit=3)
                 raise _Again from None
         blamed = flush_or_blame(self.engine, connection, projection, todo, before=forget)
         if blamed is not None:

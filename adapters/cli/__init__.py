@@ -36,7 +36,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from adapters.cli import apply, demo, imports, person_access, queries, replay, serve, workers, write
-from adapters.cli.common import Exit, err, internal_error
+from adapters.cli.common import Exit, command_words, err, internal_error
 from domain.bounds import text_problem
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def run(args: Sequence[str] | None = None) -> int:  # noqa: PLR0911 - one return
     except BrokenPipeError:
         return _quiet_pipe()
     except Exception as error:  # noqa: BLE001 - the one place that turns a bug into one line, not a traceback
-        return _one_line(Exit.INTERNAL, internal_error(error, f"gridcase {' '.join(given)}"))
+        return _one_line(Exit.INTERNAL, internal_error(error, command_words(given)))
     return code if isinstance(code, int) else 0
 
 

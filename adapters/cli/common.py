@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
-import traceback
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import IntEnum
@@ -32,9 +32,10 @@ from rich.table import Table
 from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
 from domain.base import ActorRef
 from domain.bounds import PERIOD_SHAPES, moment_problem, period_days
+from domain.redaction import describe_error, mask_contacts, safe_traceback
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from adapters.bootstrap import Engine
     from adapters.settings import Settings
@@ -68,14 +69,33 @@ def internal_error(error: BaseException, context: str) -> str:
     """The one line an unexpected exception becomes; its traceback goes to a new file the line names.
 
     Call it while the exception is being handled. The file is in the temporary directory
-    (``TMPDIR``), one per failure, so a bug report can carry it whole.
+    (``TMPDIR``), one per failure, so a bug report can carry it whole: it holds the frames and the
+    error's class and fields, never a value (docs/privacy.md, "Logs"); ``context`` must name none either.
     """
     descriptor, path = tempfile.mkstemp(prefix="gridcase-internal-error-", suffix=".txt")
     with os.fdopen(descriptor, "w", encoding="utf-8", errors="backslashreplace") as file:
-        file.write(f"{datetime.now(UTC).isoformat()} {context}\n")
-        file.write(traceback.format_exc())
-    lines = str(error).strip().splitlines()
-    return f"internal error: {type(error).__name__}: {lines[0] if lines else '(no message)'} (details in {path})"
+        file.write(f"{datetime.now(UTC).isoformat()} {mask_contacts(context)}\n")
+        file.write(safe_traceback(error))
+    return f"internal error: {describe_error(error)} (details in {path})"
+
+
+#: A word of a command line that is a command or a code (``report``, ``SN-20211231-000123``), not free text.
+_COMMAND_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,40}")
+
+
+def command_words(args: Sequence[str]) -> str:
+    """A command line told without its values: the command's words, then the names of the options given.
+
+    ``gridcase case report --reporter-phone 138… --description …`` becomes
+    ``gridcase case report --reporter-phone --description``: what was run, never what it carried.
+    """
+    words: list[str] = []
+    for arg in args:
+        if arg.startswith("-"):
+            break
+        words.append(arg if _COMMAND_WORD.fullmatch(arg) else "[value]")
+    options = [arg.partition("=")[0] for arg in args if arg.startswith("-") and arg != "-"]
+    return " ".join(["gridcase", *words, *options])
 
 
 def load_settings() -> Settings:

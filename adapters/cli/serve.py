@@ -11,6 +11,7 @@ import typer
 
 from adapters.bootstrap import bootstrap
 from adapters.cli.common import Exit, JsonOpt, emit, err, fail, load_settings, out
+from adapters.logging import guard_standard_logging
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -56,7 +57,9 @@ def serve(
         highlight=False,
         markup=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    guard_standard_logging()  # uvicorn's handlers exist now: their exceptions too go without values
+    server.run()
 
 
 @token_app.command("create")

@@ -26,6 +26,7 @@ import structlog
 from starlette.requests import Request
 
 from adapters.http.errors import ApiError, error_response
+from domain.redaction import describe_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -173,6 +174,6 @@ def _log_failure(scope: Scope, request_id: str, error: BaseException) -> None:
     frames = traceback.extract_tb(error.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else "?"
     log.error("request failed", request_id=request_id, method=scope.get("method"), path=scope.get("path"),
-              error=f"{type(error).__name__}: {error}"[:500], at=where)  # fmt: skip
+              error=describe_error(error), at=where)  # fmt: skip
     log.debug("request failed: stack", request_id=request_id,
               stack="".join(traceback.format_list(frames)))  # fmt: skip

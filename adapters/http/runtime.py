@@ -14,6 +14,7 @@ from adapters.http.auth import TokenStore
 from adapters.http.catalogue import Catalogue
 from adapters.http.idempotency import IdempotencyStore
 from adapters.http.tables import create_tables
+from domain.redaction import describe_error
 from projections.follow import repeat
 from projections.runner import LeaseHeld, RunStats
 from projections.sql import make_engine, positions
@@ -138,8 +139,8 @@ class Runtime:
             except LeaseHeld:  # another process keeps the projections: queries read what it writes
                 self._stop.wait(1.0)
                 return True
-            except Exception:
-                log.exception("projections failed; retrying")
+            except Exception as error:
+                log.exception("projections failed; retrying", error=describe_error(error))
                 self._stop.wait(1.0)
                 return True
             reached[0] = max(top, stats.position)  # a run goes on until it finds nothing new

@@ -50,6 +50,7 @@ from adapters.kafka.message import (
     relay_reference,
 )
 from adapters.kafka.published import DEADLETTER_TOPIC, TOPICS, ce_type, split_topic
+from domain.redaction import describe_error
 from projections import lease
 from projections.follow import repeat
 
@@ -453,8 +454,9 @@ class Relay:
         except _RefusedError as refused:
             # The producer is unusable after a refusal (kafka-python fails it for good): start a new one, find out
             # what landed, and send the rest one message at a time, so exactly the refused one is set aside.
+            told = describe_error(refused.error) if refused.error is not None else None
             log.warning("Kafka refused a message for good: sending the batch again one by one",
-                        position=refused.position, error=repr(refused.error))  # fmt: skip
+                        position=refused.position, error=told)  # fmt: skip
             self._restart()
             for notification in notifications:
                 self._publish_alone(notification, tally)
@@ -533,7 +535,7 @@ class Relay:
                 raise KeyError(msg)  # noqa: TRY301 - dead-lettered like any event the relay cannot encode
             value, headers = self.message(notification, aggregate, name)
         except (KeyError, ValueError, TypeError, AttributeError) as error:
-            reason = f"the relay cannot make a message of it: {error}"
+            reason = f"the relay cannot make a message of it: {describe_error(error)}"
         else:
             size = message_bytes(key, value, headers)
             if size > self.max_message_bytes:
@@ -546,7 +548,7 @@ class Relay:
                 except KafkaError as error:
                     if not refused_for_good(error):
                         raise
-                    reason = f"Kafka refused it: {error}"
+                    reason = f"Kafka refused it: {describe_error(error)}"
                 else:
                     return _Sent(notification, topic, future)
         letter = self._letter(notification, topic, key, value, headers, reason)
