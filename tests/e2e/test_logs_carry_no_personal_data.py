@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import time
@@ -46,10 +47,21 @@ REPORT = ("case", "report", "--channel", "hotline", "--category", CATEGORY, "--g
 
 
 def assert_no_personal_data(what: str, text: str) -> None:
-    """Fail naming the first forbidden value found in ``text`` and showing where."""
+    """Fail naming the first forbidden value found in ``text`` and showing where.
+
+    Also across a terminal renderer's wrapping (rich draws boxes and breaks long lines), and no frame's locals.
+    """
+    assert "locals" not in text, f"{what} shows a frame's local variables: {text[text.find('locals') - 500 :][:1500]}"
+    squeezed = _SQUEEZE.sub("", text)
     for value in NEVER:
         at = text.find(value)
         assert at < 0, f"{what} carries {value!r}: …{text[max(0, at - 300) : at + 300]}…"
+        at = squeezed.find(_SQUEEZE.sub("", value))
+        assert at < 0, f"{what} carries {value!r}, wrapped: …{squeezed[max(0, at - 300) : at + 300]}…"
+
+
+#: What a terminal renderer puts between the characters of a long value: white space and box drawing.
+_SQUEEZE = re.compile(r"[\s\u2500-\u257f]+")
 
 
 def district(tmp_path: Path) -> str:
