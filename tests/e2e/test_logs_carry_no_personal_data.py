@@ -1,16 +1,17 @@
 """Logs never carry personal data or event payloads (issue 18, item 7).
 
 A case is filed with a known reporter (name, phone, ID number) and a phone number typed into its description;
-then every failure path that writes to a log is made to run, through the real programs: a bad-input refusal of
-a command carrying that data (CLI and HTTP), a CLI internal error (exit 70, whose traceback goes to a file), an
-HTTP 500, the server's projections failing, and a poison event in a projection (its dead letter, as
-``gridcase project`` logs it and ``gridcase deadletters`` shows it). Everything they wrote (stderr, the server's
-log, the traceback files) is searched: none of the personal values, and no event payload, may appear.
+then every failure path that writes to a log is made to run, through the real programs: a bad-input refusal
+of a command carrying that data (CLI and HTTP), a CLI internal error (exit 70, whose traceback goes to a
+file), an HTTP 500, the server's projections failing, a poison event in a projection (its dead letter, as
+``gridcase project`` logs it and ``gridcase deadletters`` shows it), and an event the relay dead-letters.
+Everything they wrote (stderr, the server's log, the traceback files) is searched: none of the personal
+values, and no event payload, may appear.
 
 Before: the server's log printed each failing frame's local variables (rich's ``show_locals``, through
-structlog's console renderer), the batch and its events' data included; the traceback file of an internal error
-began with the whole command line and held pydantic's error, which repeats the input values; an HTTP 500's log
-line and a dead letter's reason repeated the error's text, input values included.
+structlog's console renderer); the traceback file of an internal error began with the whole command line,
+the reporter's data included; a projection's and the relay's dead-letter reasons repeated the error's text,
+the value it refused included.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from uuid import uuid4
 
 import httpx
+import pytest
 from eventsourcing.persistence import StoredEvent
 
 from tests.conftest import make_settings
@@ -178,3 +180,27 @@ def test_a_poison_event_in_a_projection_logs_and_dead_letters_no_personal_data(t
     assert letters.returncode == 0, letters.stderr
     assert "CaseReported" in letters.stdout
     assert_no_personal_data("the dead letters", letters.stdout + letters.stderr)
+
+
+@pytest.mark.slow
+def test_a_relay_dead_letter_logs_no_personal_data(tmp_path: Path, broker: str) -> None:
+    url = district(tmp_path)
+    filed = gridcase(url, tmp_path, *REPORT)
+    assert filed.returncode == 0, filed.stderr
+    # A CaseReported the relay cannot make a message of (its class version a citizen's words), of a new case.
+    service = make_app(make_settings(url))
+    try:
+        model = [n for n in service.reader.read(0, 1_000_000) if n.topic.endswith(".CaseReported")][-1]
+        data = json.loads(model.state) | {"class_version": f"{NAME} {PHONE}"}
+        service.store.recorder.insert_events([StoredEvent(uuid4(), 1, model.topic, json.dumps(data).encode())])
+    finally:
+        service.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env |= {"GRIDCASE_DATABASE_URL": url, "GRIDCASE_KAFKA_BOOTSTRAP_SERVERS": broker, "GRIDCASE_LOG_LEVEL": "debug",
+            "GRIDCASE_KAFKA_PARTITIONS": "1", "GRIDCASE_RELAY_LEASE_SECONDS": "2"}  # fmt: skip
+    relayed = subprocess.run([str(GRIDCASE), "relay", "--json"], capture_output=True, text=True, env=env,
+                             timeout=300, check=False)  # fmt: skip
+    assert relayed.returncode == 0, relayed.stderr[-3000:]
+    assert json.loads(relayed.stdout)["deadlettered"] == 1
+    assert "dead-lettered" in relayed.stderr
+    assert_no_personal_data("the relay's log", relayed.stderr)
