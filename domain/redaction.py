@@ -8,6 +8,7 @@ told by its class, the fields it names and the frames it went through, never by 
 - a SQLAlchemy error by the driver's error, without the statement's parameters (they are the event's
   JSON) and without PostgreSQL's ``DETAIL`` line (which repeats a key's value);
 - a domain error (:class:`domain.errors.DomainError`) by its message, which names codes and rules;
+- a ``KeyError`` by its key when that is a field's name (``'occurred_at'``: lower-case snake_case);
 - any other error by the first line of its message, with what it quotes (``'…'``: by Python's custom, a
   value) left out;
 
@@ -30,6 +31,8 @@ _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<![\d+])(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?!\d)")
 _FIXED_LINE = re.compile(r"(?<![\d-])0\d{2,3}-?\d{7,8}(?![\d-])")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: A key that is a field's name (``occurred_at``), which a ``KeyError`` may name.
+_FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 #: A quoted value in an error's message: ``'…'`` or ``"…"`` (Python's errors quote the value they refuse).
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 
@@ -70,6 +73,8 @@ def _message(error: BaseException) -> str:
         return f"{type(original).__name__}: {_unquoted(_first_line(original))}"
     if isinstance(error, DomainError):
         return _first_line(error)
+    if isinstance(error, KeyError) and len(error.args) == 1 and _FIELD_NAME.fullmatch(str(error.args[0])):
+        return repr(error.args[0])  # the key a lookup missed: a field's name
     return _unquoted(_first_line(error))
 
 

@@ -58,6 +58,8 @@ def test_other_errors_lose_what_they_quote_and_domain_errors_keep_their_codes() 
     assert describe_error(ValueError("Invalid isoformat string: '欧阳明华 '")) == (
         "ValueError: Invalid isoformat string: '…'"
     )
+    assert describe_error(KeyError("occurred_at")) == "KeyError: 'occurred_at'"
+    assert describe_error(KeyError("13912345678")) == "KeyError: '…'"
     refusal = UnknownReference("grid", "SN01-C01-G009", command="case.report")
     assert "'SN01-C01-G009'" in describe_error(refusal)
 
