@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from adapters.logging import configure_logging
+from adapters.personal import MasterKeyMissing, Vault, master_key
 from adapters.settings import Settings
 from adapters.store import EventStoreApplication, StoreReader, store_env
 from projections.catalogue import all_projections, make_projections
@@ -72,7 +73,11 @@ class Engine:
     @cached_property
     def store(self) -> EventStoreApplication:
         """The event store (opened when first asked: a Kafka-fed projector never opens it)."""
-        return EventStoreApplication(env=store_env(self.settings))
+        try:
+            vault = Vault(master_key(self.settings))
+        except MasterKeyMissing as error:
+            raise BadSettings(str(error)) from None
+        return EventStoreApplication(env=store_env(self.settings), vault=vault)
 
     @cached_property
     def reader(self) -> StoreReader:
@@ -90,6 +95,7 @@ class Engine:
             patrol_prefix=settings.patrol_prefix,
             clock=self._clock,
             max_event_bytes=settings.max_event_bytes,
+            vault=self.store.vault,
         )
 
     @cached_property

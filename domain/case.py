@@ -12,6 +12,7 @@ from domain import bounds
 from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc
 from domain.bounded import Bound, Description, Evidence, LongText, Reason, SuspendedSeconds
 from domain.case_guards import CaseGuards
+from domain.personal import Sealed
 from domain.case_values import (
     CALLBACK,
     CALLBACK_POLICY,
@@ -63,7 +64,8 @@ class Case(CaseGuards, Aggregate):
         street: Code
         location: Location
         description: Description
-        reporter: ReporterContact | None = None
+        #: Sealed when read back from the store (domain.personal); the clear contact only on the way in.
+        reporter: ReporterContact | Sealed | None = None
         urgency: Urgency
         patrol_id: Code | None = None
         #: Set on a case imported from another system's export (issue 14); optional, so v1 still holds, and left
@@ -214,7 +216,7 @@ class Case(CaseGuards, Aggregate):
         street: str,
         location: Location,
         description: str,
-        reporter: ReporterContact | None,
+        reporter: ReporterContact | Sealed | None,
         urgency: Urgency,
         patrol_id: str | None,
         actor: ActorRef,

@@ -10,11 +10,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import structlog
 from pydantic import ValidationError
 
 from domain.case import Case, case_id
+from domain.case_values import normalise_phone
+from domain.personal import Erasure, LookupKind, check_erasure
 from domain.errors import DomainError, UnknownReference
 from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
@@ -30,7 +33,8 @@ if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from domain import commands as c
-    from service.ports import EventStore
+    from domain.base import ActorRef
+    from service.ports import EventStore, PersonalVault
 
 log = structlog.get_logger("gridcase")
 
@@ -42,8 +46,10 @@ class Service:
 
     def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
                  clock: Callable[[], datetime] | None = None,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:  # fmt: skip
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, vault: PersonalVault | None = None) -> None:  # fmt: skip
         self.tz = tz
+        #: Opens and erases personal data (None: a store without sealing, e.g. a bare test store).
+        self.vault = vault
         self.work = UnitOfWork(store, max_event_bytes=max_event_bytes)
         self.numbers = NumberIssuer(self.work)
         self._handling = Handling(
@@ -122,7 +128,42 @@ class Service:
         events = list(self.work.store.events_of(case_id(number)))
         if not events:  # the id is the number's own: no events, no case
             raise UnknownReference("case", number, command="case.history")
-        return history_rows(events, personal_data=personal_data)
+        return history_rows(events, personal_data=personal_data, vault=self.vault)
+
+    def erase_person(self, lookup: LookupKind, value: str, *, reason: str, actor: ActorRef) -> Result:
+        """Erase a citizen's personal data: delete their key (by phone or ID number) and record that it was done.
+
+        Admin only, with a reason. Every value sealed under the key becomes unreadable ("erased" in every view);
+        events, chain, projections and reviews stay as they are. Returns the cases affected; ``erased`` is 0 when
+        nothing is stored under that phone or ID number (never given, or erased already).
+        """
+        check_erasure(actor, reason)
+        if self.vault is None:
+            raise BadInput("person.erase: this store keeps no personal data keys")
+        value = normalise_phone(value) if lookup is LookupKind.PHONE else value.strip().upper()
+        if not value:
+            raise BadInput(f"person.erase: give a {lookup.value.replace('_', ' ')}")
+        found = self.vault.subjects(lookup, value)
+        if not found:
+            return {"erased": 0, "lookup": lookup.value, "case_numbers": []}
+        at = self.clock()
+        erasures, all_numbers = [], set()
+        for subject, aggregates in found.items():
+            numbers = sorted({n for n in (self._number_of(a) for a in aggregates) if n is not None})
+            all_numbers.update(numbers)
+            erasures.append(Erasure.erase(subject=subject, lookup=lookup, reason=reason, case_numbers=tuple(numbers),
+                                          actor=actor, at=at))  # fmt: skip
+        self.vault.stage_erasure(list(found))
+        self.work.store.save(*erasures)
+        self.vault.scrub()
+        log.info("command", command="person.erase", actor=actor.id, erased=len(found), cases=len(all_numbers))
+        return {"erased": len(found), "lookup": lookup.value, "case_numbers": sorted(all_numbers)}
+
+    def _number_of(self, aggregate_id: str) -> str | None:
+        if not self.work.exists(UUID(aggregate_id)):
+            return None
+        number = getattr(self.work.store.get(UUID(aggregate_id)), "case_number", None)
+        return number if isinstance(number, str) else None
 
     def case_exists(self, number: str) -> bool:
         """Whether a case of this number was ever filed."""

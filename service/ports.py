@@ -1,12 +1,14 @@
-"""The one port the service layer needs: an event store that loads, saves and lists aggregates' events."""
+"""The service layer's ports: an event store that loads, saves and lists aggregates' events, and the vault."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from uuid import UUID
+
+    from domain.personal import LookupKind, Sealed
 
 
 class EventStore(Protocol):
@@ -30,4 +32,29 @@ class EventStore(Protocol):
 
     def events_of(self, aggregate_id: UUID) -> Iterable[Any]:
         """Every stored event of one aggregate, oldest first."""
+        ...
+
+
+class PersonalVault(Protocol):
+    """Opens sealed personal data while the citizen's key exists, and erases a citizen's key (adapters/personal.py).
+
+    ``reveal`` gives the clear value as a dict, or None once the key is erased. ``subjects`` names the citizens a
+    phone or ID number leads to, each with the ids of the aggregates holding their data; ``stage_erasure``
+    deletes their keys in the transaction of the next save; ``scrub`` removes what the database kept of them.
+    """
+
+    def reveal(self, sealed: Sealed) -> dict[str, Any] | None:
+        """The clear value, or None when erased."""
+        ...
+
+    def subjects(self, kind: LookupKind, value: str) -> dict[str, list[str]]:
+        """Citizen (subject) -> aggregate ids holding their sealed data."""
+        ...
+
+    def stage_erasure(self, subjects: Sequence[str]) -> None:
+        """Delete these citizens' keys with the next save."""
+        ...
+
+    def scrub(self) -> None:
+        """After the erasure committed: no copy of the deleted keys left in the database's files."""
         ...
