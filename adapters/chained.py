@@ -167,7 +167,7 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _MARK_COLUMNS + ")").format(*self._marks)
         )
-        self.sql_create_statements.extend(SQL(statement) for statement in create_statements(self._qualify))  # type: ignore[arg-type]
+        self.sql_create_statements.extend(SQL(statement) for statement in create_statements(self._qualify))  # type: ignore[misc]
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING, Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from domain.personal import LookupKind, PersonalData, Sealed
+from domain.personal import Sealed, is_sealed
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
     from adapters.settings import Settings
+    from domain.personal import LookupKind, PersonalData
 
 KEYS, LOOKUPS, USES = "personal_keys", "personal_lookups", "personal_uses"
 TABLES = {
@@ -210,6 +211,16 @@ class Vault:
         found: dict[str, Any] = json.loads(clear)
         return found
 
+    def clear_state(self, state: bytes) -> bytes:
+        """A stored event's JSON with its sealed values opened, encoded as the store encodes (sorted, compact)."""
+        if b'"sealed":"v1"' not in state:
+            return state
+        document = json.loads(state)
+        for name, value in document.items():
+            if is_sealed(value) and (opened := self.reveal(Sealed.model_validate(value))) is not None:
+                document[name] = opened
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
     # -- erasing ------------------------------------------------------------------------------------------
 
     def subjects(self, kind: LookupKind, value: str) -> dict[str, list[str]]:
@@ -260,11 +271,11 @@ def write_staged(cursor: Any, qualify: Any, mark: str) -> None:
     keys, lookups, uses = stage.rows()
     conflict = "ON CONFLICT DO NOTHING"
     if keys:
-        cursor.executemany(f"INSERT INTO {qualify(KEYS)} VALUES ({mark},{mark})", keys)
+        cursor.executemany(f"INSERT INTO {qualify(KEYS)} VALUES ({mark},{mark})", keys)  # noqa: S608
     if lookups:
-        cursor.executemany(f"INSERT INTO {qualify(LOOKUPS)} VALUES ({mark},{mark}) {conflict}", lookups)
+        cursor.executemany(f"INSERT INTO {qualify(LOOKUPS)} VALUES ({mark},{mark}) {conflict}", lookups)  # noqa: S608
     if uses:
-        cursor.executemany(f"INSERT INTO {qualify(USES)} VALUES ({mark},{mark}) {conflict}", uses)
+        cursor.executemany(f"INSERT INTO {qualify(USES)} VALUES ({mark},{mark}) {conflict}", uses)  # noqa: S608
     if stage.erase:
         if mark == "?":
             cursor.execute("PRAGMA secure_delete = ON")

@@ -12,7 +12,6 @@ from domain import bounds
 from domain.base import ActorRef, Aggregate, Code, Role, UtcDatetime, as_utc
 from domain.bounded import Bound, Description, Evidence, LongText, Reason, SuspendedSeconds
 from domain.case_guards import CaseGuards
-from domain.personal import Sealed
 from domain.case_values import (
     CALLBACK,
     CALLBACK_POLICY,
@@ -38,6 +37,7 @@ from domain.case_values import (
     Urgency,
     case_id,
 )
+from domain.personal import Sealed
 
 if TYPE_CHECKING:
     from uuid import UUID

@@ -95,7 +95,6 @@ class Erasure(Aggregate):
     def erase(cls, *, subject: str, lookup: LookupKind, reason: str, case_numbers: tuple[str, ...],
               actor: ActorRef, at: datetime) -> Erasure:  # fmt: skip
         """Record the erasure; only an admin may, and a reason is required."""
-
         check_erasure(actor, reason)
         created: Erasure = cls._create(
             cls.PersonalDataErased, id=erasure_id(subject), subject=subject, lookup=lookup, reason=reason.strip(),

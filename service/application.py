@@ -17,8 +17,8 @@ from pydantic import ValidationError
 
 from domain.case import Case, case_id
 from domain.case_values import normalise_phone
-from domain.personal import Erasure, LookupKind, check_erasure
 from domain.errors import DomainError, UnknownReference
+from domain.personal import Erasure, LookupKind, check_erasure
 from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput
@@ -46,7 +46,8 @@ class Service:
 
     def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
                  clock: Callable[[], datetime] | None = None,
-                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES, vault: PersonalVault | None = None) -> None:  # fmt: skip
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+                 vault: PersonalVault | None = None) -> None:  # fmt: skip
         self.tz = tz
         #: Opens and erases personal data (None: a store without sealing, e.g. a bare test store).
         self.vault = vault

@@ -55,6 +55,14 @@ class PersonalVault(Protocol):
         """Delete these citizens' keys with the next save."""
         ...
 
+    def clear_state(self, state: bytes) -> bytes:
+        """A stored event's JSON with its sealed values opened: the bytes it was stored as before sealing existed.
+
+        For digests of a run (district/simulator.py) that must not depend on the random nonces; an erased
+        value stays sealed.
+        """
+        ...
+
     def scrub(self) -> None:
         """After the erasure committed: no copy of the deleted keys left in the database's files."""
         ...

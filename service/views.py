@@ -59,7 +59,9 @@ class CaseView:
         return cls(**{name: getattr(case, name) for name in cls.__dataclass_fields__})
 
 
-def history_rows(events: Iterable[Any], *, personal_data: bool, vault: PersonalVault | None = None) -> list[dict[str, Any]]:
+def history_rows(
+    events: Iterable[Any], *, personal_data: bool, vault: PersonalVault | None = None
+) -> list[dict[str, Any]]:
     """Every event of a case, oldest first: type, actor, both clocks and what it carried.
 
     Personal data is opened through the vault: masked unless ``personal_data``, "erased" once its key is gone.

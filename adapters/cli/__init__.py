@@ -34,7 +34,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 # Typer carries its own copy of click; these are the errors its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from adapters.cli import apply, demo, imports, queries, replay, serve, workers, write
+from adapters.cli import apply, demo, imports, person, queries, replay, serve, workers, write
 from adapters.cli.common import Exit, err, internal_error
 from domain.bounds import text_problem
 
@@ -55,6 +55,7 @@ apply.register(app)
 workers.register(app)
 queries.register(app, write.case_app)
 imports.register(app)
+person.register(app)
 demo.register(app)
 
 __all__ = ["app", "main", "run"]
