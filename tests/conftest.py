@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 #: The tests' own master key of personal data (adapters/personal.py), inherited by the CLI and servers they start;
 #: a test of the key file made on first run takes it out of the environment.
-os.environ.setdefault("GRIDCASE_MASTER_KEY", "Z3JpZGNhc2UtdGVzdHMtbWFzdGVyLWtleS0zMmJ5dGU=")
+KEY_VAR = "GRIDCASE_MASTER_KEY"
+os.environ.setdefault(KEY_VAR, "Z3JpZGNhc2UtdGVzdHMtbWFzdGVyLWtleS0zMmJ5dGU=")
 
 
 @pytest.fixture(autouse=True, scope="session")
