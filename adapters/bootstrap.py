@@ -76,7 +76,9 @@ class Engine:
         try:
             vault = Vault(master_key(self.settings))
         except MasterKeyMissing as error:
-            raise BadSettings(str(error)) from None
+            if self.settings.master_key is not None or self.settings.master_key_file is not None:
+                raise BadSettings(str(error)) from None
+            vault = Vault(None, str(error))  # PostgreSQL, no key: the relay and projectors need none; sealing refuses
         return EventStoreApplication(env=store_env(self.settings), vault=vault)
 
     @cached_property

@@ -130,10 +130,21 @@ def staged() -> Staged:
 class Vault:
     """Seals personal values on the way into the store, opens them for the service, erases a citizen's key."""
 
-    def __init__(self, master: bytes) -> None:
-        self._wrap = AESGCM(hmac.digest(master, b"gridcase key wrapping v1", "sha256"))
-        self._lookup = hmac.digest(master, b"gridcase lookups v1", "sha256")
+    def __init__(self, master: bytes | None, missing: str = "") -> None:
+        """A vault under the master key; without one (``missing`` says why) it seals and opens nothing.
+
+        The relay and the projectors never need the key; a write or a view of personal data refuses.
+        """
+        self.missing = missing
+        self._master = master
+        if master is not None:
+            self._wrap = AESGCM(hmac.digest(master, b"gridcase key wrapping v1", "sha256"))
+            self._lookup = hmac.digest(master, b"gridcase lookups v1", "sha256")
         self.recorder: Any = None
+
+    def _need_key(self) -> None:
+        if self._master is None:
+            raise MasterKeyMissing(self.missing)
 
     # -- the database -----------------------------------------------------------------------------------
 
@@ -157,6 +168,7 @@ class Vault:
 
     def digest(self, kind: str, value: str) -> str:
         """The lookup of a normalised phone or ID number: HMAC under a master-derived key, never the value."""
+        self._need_key()
         return hmac.new(self._lookup, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
     def seal(self, value: PersonalData, aggregate_id: str) -> dict[str, str]:
@@ -199,6 +211,7 @@ class Vault:
 
     def reveal(self, sealed: Sealed) -> dict[str, Any] | None:
         """The clear value, or None when the citizen's key was erased."""
+        self._need_key()
         rows = self._select(f"SELECT wrapped FROM {self.table(KEYS)} WHERE subject = ?", [sealed.subject])  # noqa: S608
         if not rows:
             return None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from adapters.kafka.published import published_form, split_topic
-from adapters.personal import KEYS, LOOKUPS, USES
+from adapters.personal import KEYS, LOOKUPS, USES, MasterKeyMissing
 from domain.base import ActorRef, Role
 from domain.errors import CommandRefused
 from domain.personal import ERASED, LookupKind, is_sealed
@@ -171,3 +171,17 @@ def test_the_embedded_default_makes_a_key_file_once(tmp_path: Path, monkeypatch:
     assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600  # noqa: PTH116
     assert made.stderr.count("master key") == 1 and str(key_file) in made.stderr
     assert "master key" not in cli("queue", "--json").stderr  # said once
+
+
+@pytest.mark.postgres
+def test_postgresql_without_a_master_key_opens_the_store_but_seals_nothing(pg_url: str) -> None:
+    settings = make_settings(pg_url).model_copy(update={"master_key": None, "master_key_file": None})
+    app = make_app(settings)
+    try:
+        seed_small_district(app)  # no personal data: works (the relay and projectors need no key either)
+        before = app.reader.last_position()
+        with pytest.raises(MasterKeyMissing, match="GRIDCASE_MASTER_KEY"):
+            report(app, reporter=CONTACT)
+        assert app.reader.last_position() == before
+    finally:
+        app.close()
