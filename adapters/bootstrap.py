@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from adapters.access_log import SqlAccessLog
 from adapters.logging import configure_logging
+from adapters.personal import MasterKeyMissing, Vault, master_key
 from adapters.settings import Settings
 from adapters.store import EventStoreApplication, StoreReader, store_env
 from projections.catalogue import all_projections, make_projections
@@ -73,7 +74,13 @@ class Engine:
     @cached_property
     def store(self) -> EventStoreApplication:
         """The event store (opened when first asked: a Kafka-fed projector never opens it)."""
-        return EventStoreApplication(env=store_env(self.settings))
+        try:
+            vault = Vault(master_key(self.settings))
+        except MasterKeyMissing as error:
+            if self.settings.master_key is not None or self.settings.master_key_file is not None:
+                raise BadSettings(str(error)) from None
+            vault = Vault(None, str(error))  # PostgreSQL, no key: the relay and projectors need none; sealing refuses
+        return EventStoreApplication(env=store_env(self.settings), vault=vault)
 
     @cached_property
     def reader(self) -> StoreReader:
@@ -97,6 +104,7 @@ class Engine:
             clock=self._clock,
             max_event_bytes=settings.max_event_bytes,
             access_log=self.access_log,
+            vault=self.store.vault,
         )
 
     @cached_property

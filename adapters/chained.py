@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
+from adapters.personal import STAGED, create_statements, write_staged
 from adapters.pg_recorder import GaplessPostgresApplicationRecorder
 from domain.base import RECORDING_CLOCK
 from replay.chain import CHAIN_TABLE, GENESIS, link_hash, to_micros
@@ -106,7 +107,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         """The events table and the chain table."""
         return [*super().construct_create_table_statements(), f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ({_COLUMNS})",
-                f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} ({_MARK_COLUMNS})"]  # fmt: skip
+                f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} ({_MARK_COLUMNS})", *create_statements(str)]  # fmt: skip
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         positions = super()._insert_events(c, stored_events, **kwargs)
@@ -130,6 +131,7 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         c.executemany(f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?,?,?)", rows)  # noqa: S608
         if (mark := WRITE_MARK.get()) is not None and positions:
             c.execute(f"INSERT INTO {MARKS_TABLE} VALUES (?,?)", (mark, positions[0]))  # noqa: S608
+        write_staged(c, str, "?")  # the citizens' keys the events are sealed under (adapters/personal.py)
         recent.pending.rows = rows
         return positions
 
@@ -137,7 +139,10 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
         """Insert, and once committed remember the new links."""
         recent = self._recent()
         recent.pending.rows = ()
-        positions = super().insert_events(stored_events, **kwargs)
+        try:
+            positions = super().insert_events(stored_events, **kwargs)
+        finally:
+            STAGED.set(None)  # written with the events, or gone with them
         recent.remember(recent.pending.rows)
         WRITE_MARK.set(None)
         return positions
@@ -162,6 +167,7 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL("CREATE TABLE IF NOT EXISTS {}.{} (" + _MARK_COLUMNS + ")").format(*self._marks)
         )
+        self.sql_create_statements.extend(SQL(statement) for statement in create_statements(self._qualify))  # type: ignore[misc]
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -198,13 +204,21 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
         curs.executemany(SQL("INSERT INTO {}.{} VALUES (%s, %s, %s, %s, %s)").format(*self._chain), rows)
         if (mark := WRITE_MARK.get()) is not None and positions:
             curs.execute(SQL("INSERT INTO {}.{} VALUES (%s, %s)").format(*self._marks), (mark, positions[0]))
+        write_staged(curs, self._qualify, "%s")
         self._links.pending.rows = rows
         return positions
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert, and once committed remember the new links."""
         self._links.pending.rows = ()
-        positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        try:
+            positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        finally:
+            STAGED.set(None)
         self._links.remember(self._links.pending.rows)
         WRITE_MARK.set(None)
         return positions
+
+    def _qualify(self, name: str) -> str:
+        """A key-store table's name, schema-qualified."""
+        return f'"{self.datastore.schema}".{name}'

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     projections_source: Literal["store", "kafka"] = Field(
         default="store",
         description="store: queries catch the read models up from the store; kafka: Kafka-fed projectors keep them",
+    )
+
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Master key of personal data (base64 of 32 bytes); the citizens' data keys are wrapped under it",
+    )
+    master_key_file: Path | None = Field(
+        default=None,
+        description="A file holding the master key (base64); on SQLite with neither set, <database>.master-key "
+        "is made on first run",
     )
 
     # -- HTTP under hostile clients (issue 13) ---------------------------------------------------------

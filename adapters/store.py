@@ -10,7 +10,9 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, Mapper, Notification, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
+from adapters.personal import STAGED, Vault
 from domain.base import upcast_state
+from domain.personal import PersonalData
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -43,11 +45,23 @@ class JsonTranscoder(Transcoder):
 
 
 class PydanticMapper(Mapper[Any]):
-    """Maps pydantic events to stored rows and back, upcasting old versions on the way in."""
+    """Maps pydantic events to stored rows and back, upcasting old versions on the way in.
+
+    A field holding personal data (a ``domain.personal.PersonalData`` value) is stored sealed under its citizen's
+    key (adapters/personal.py) and read back as a ``Sealed`` value, never opened here.
+    """
+
+    def __init__(self, transcoder: Transcoder, vault: Vault | None = None) -> None:
+        super().__init__(transcoder=transcoder)
+        self.vault = vault
 
     def to_stored_event(self, domain_event: DomainEventProtocol[Any]) -> StoredEvent:
-        """Store the event's JSON form, tagged with its class version when above 1."""
+        """Store the event's JSON form, tagged with its class version when above 1, personal data sealed."""
         state = cast("BaseModel", domain_event).model_dump(mode="json", exclude=set(_META))
+        if self.vault is not None:
+            for name, value in vars(domain_event).items():
+                if isinstance(value, PersonalData):
+                    state[name] = self.vault.seal(value, str(domain_event.originator_id))
         class_version = getattr(type(domain_event), "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
@@ -101,9 +115,15 @@ class EventStoreApplication(Application[Any]):
 
     name = "gridcase"
 
+    def __init__(self, env: dict[str, str], vault: Vault | None = None) -> None:
+        self.vault = vault
+        super().__init__(env=env)
+        if vault is not None:
+            vault.recorder = self.recorder
+
     def construct_mapper(self) -> Mapper[Any]:
-        """Pydantic events, compact JSON."""
-        return PydanticMapper(transcoder=JsonTranscoder())
+        """Pydantic events, compact JSON, personal data sealed."""
+        return PydanticMapper(transcoder=JsonTranscoder(), vault=self.vault)
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
         """Store the aggregates' pending events in one transaction.
@@ -121,6 +141,8 @@ class EventStoreApplication(Application[Any]):
             return super().save(*objs, **kwargs)
         except IntegrityError as error:
             raise IntegrityError(self._clash(expected)) from error
+        finally:
+            STAGED.set(None)  # the key rows staged for this write went with it, or are gone with it
 
     def _clash(self, expected: dict[Any, tuple[Any, int]]) -> str:
         """Which of the aggregates someone else changed meanwhile, in words."""

@@ -37,6 +37,7 @@ from domain.case_values import (
     Urgency,
     case_id,
 )
+from domain.personal import Sealed
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -63,7 +64,8 @@ class Case(CaseGuards, Aggregate):
         street: Code
         location: Location
         description: Description
-        reporter: ReporterContact | None = None
+        #: Sealed when read back from the store (domain.personal); the clear contact only on the way in.
+        reporter: ReporterContact | Sealed | None = None
         urgency: Urgency
         patrol_id: Code | None = None
         #: Set on a case imported from another system's export (issue 14); optional, so v1 still holds, and left
@@ -214,7 +216,7 @@ class Case(CaseGuards, Aggregate):
         street: str,
         location: Location,
         description: str,
-        reporter: ReporterContact | None,
+        reporter: ReporterContact | Sealed | None,
         urgency: Urgency,
         patrol_id: str | None,
         actor: ActorRef,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.base import ActorRef, Code, Role, id_for
 from domain.bounded import Address, IdNumber, Phone, ReporterName
+from domain.personal import PersonalData
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -153,14 +154,30 @@ class ExternalReference(BaseModel):
     flags: Annotated[tuple[Code, ...], Field(max_length=32)] = ()
 
 
-class ReporterContact(BaseModel):
-    """Personal data of the reporter. Never shown publicly, never published in clear."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class ReporterContact(PersonalData):
+    """Personal data of the reporter. Never shown publicly, never published in clear, stored sealed."""
 
     name: ReporterName | None = None
     phone: Phone | None = None
     id_number: IdNumber | None = None
+
+    def lookups(self) -> dict[str, str]:
+        """The phone (digits only) and the ID number (upper case), the citizen's handles for erasure."""
+        found = {}
+        if self.phone:
+            found["phone"] = normalise_phone(self.phone)
+        if self.id_number:
+            found["id_number"] = self.id_number.strip().upper()
+        return {kind: value for kind, value in found.items() if value}
+
+
+def normalise_phone(phone: str) -> str:
+    """A phone number as its digits, without a leading +86 / 0086: ``+86 139-1234-5678`` is ``13912345678``."""
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:  # noqa: PLR2004 - a mainland mobile
+            return digits[len(prefix) :]
+    return digits
 
 
 DISPATCHERS = frozenset({Role.DISPATCHER, Role.ADMIN})

@@ -10,14 +10,17 @@ from __future__ import annotations
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import structlog
 from pydantic import ValidationError
 
 from domain.base import RECORDING_CLOCK
 from domain.case import Case, case_id
+from domain.case_values import normalise_phone
 from domain.errors import DomainError, UnknownReference
 from domain.personal_data import check_may_see_personal_data, reason_problem
+from domain.personal import Erasure, LookupKind, check_erasure
 from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
     from domain import commands as c
     from domain.base import ActorRef
-    from service.ports import AccessLog, EventStore, Via
+    from service.ports import AccessLog, EventStore, PersonalVault, Via
 
 log = structlog.get_logger("gridcase")
 
@@ -47,10 +50,12 @@ class Service:
     def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
                  clock: Callable[[], datetime] | None = None,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 access_log: AccessLog | None = None) -> None:  # fmt: skip
+                 access_log: AccessLog | None = None, vault: PersonalVault | None = None) -> None:  # fmt: skip
         self.tz = tz
         #: Where clear views of personal data are recorded; without one, none is given.
         self.access_log = access_log
+        #: Opens and erases personal data (None: a store without sealing, e.g. a bare test store).
+        self.vault = vault
         self.work = UnitOfWork(store, max_event_bytes=max_event_bytes)
         self.numbers = NumberIssuer(self.work)
         self._handling = Handling(
@@ -138,7 +143,41 @@ class Service:
             raise UnknownReference("case", number, command="case.history")
         if personal_data:
             self.clear_view(number, viewer=viewer, reason=reason, via=via)
-        return history_rows(events, personal_data=personal_data)
+        return history_rows(events, personal_data=personal_data, vault=self.vault)
+    def erase_person(self, lookup: LookupKind, value: str, *, reason: str, actor: ActorRef) -> Result:
+        """Erase a citizen's personal data: delete their key (by phone or ID number) and record that it was done.
+
+        Admin only, with a reason. Every value sealed under the key becomes unreadable ("erased" in every view);
+        events, chain, projections and reviews stay as they are. Returns the cases affected; ``erased`` is 0 when
+        nothing is stored under that phone or ID number (never given, or erased already).
+        """
+        check_erasure(actor, reason)
+        if self.vault is None:
+            raise BadInput("person.erase: this store keeps no personal data keys")
+        value = normalise_phone(value) if lookup is LookupKind.PHONE else value.strip().upper()
+        if not value:
+            raise BadInput(f"person.erase: give a {lookup.value.replace('_', ' ')}")
+        found = self.vault.subjects(lookup, value)
+        if not found:
+            return {"erased": 0, "lookup": lookup.value, "case_numbers": []}
+        at = self.clock()
+        erasures, all_numbers = [], set()
+        for subject, aggregates in found.items():
+            numbers = sorted({n for n in (self._number_of(a) for a in aggregates) if n is not None})
+            all_numbers.update(numbers)
+            erasures.append(Erasure.erase(subject=subject, lookup=lookup, reason=reason, case_numbers=tuple(numbers),
+                                          actor=actor, at=at))  # fmt: skip
+        self.vault.stage_erasure(list(found))
+        self.work.store.save(*erasures)
+        self.vault.scrub()
+        log.info("command", command="person.erase", actor=actor.id, erased=len(found), cases=len(all_numbers))
+        return {"erased": len(found), "lookup": lookup.value, "case_numbers": sorted(all_numbers)}
+
+    def _number_of(self, aggregate_id: str) -> str | None:
+        if not self.work.exists(UUID(aggregate_id)):
+            return None
+        number = getattr(self.work.store.get(UUID(aggregate_id)), "case_number", None)
+        return number if isinstance(number, str) else None
 
     def clear_view(self, number: str, *, viewer: ActorRef | None, reason: str | None, via: Via) -> AccessRecord:
         """Allow one clear view of a case's personal data and record it; refused (nothing recorded) otherwise.

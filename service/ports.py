@@ -1,4 +1,4 @@
-"""The ports the service layer needs: the event store, and the log of who saw personal data in clear."""
+"""The service layer's ports: the event store, the vault of personal data, and the log of who saw it in clear."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from datetime import datetime
     from uuid import UUID
+
+    from domain.personal import LookupKind, Sealed
 
 
 class EventStore(Protocol):
@@ -60,4 +62,34 @@ class AccessLog(Protocol):
 
     def entries(self, *, case_number: str | None = None, since: datetime | None = None) -> Sequence[AccessRecord]:
         """The records, oldest first: of one case, and from a moment on, when asked."""
+class PersonalVault(Protocol):
+    """Opens sealed personal data while the citizen's key exists, and erases a citizen's key (adapters/personal.py).
+
+    ``reveal`` gives the clear value as a dict, or None once the key is erased. ``subjects`` names the citizens a
+    phone or ID number leads to, each with the ids of the aggregates holding their data; ``stage_erasure``
+    deletes their keys in the transaction of the next save; ``scrub`` removes what the database kept of them.
+    """
+
+    def reveal(self, sealed: Sealed) -> dict[str, Any] | None:
+        """The clear value, or None when erased."""
+        ...
+
+    def subjects(self, kind: LookupKind, value: str) -> dict[str, list[str]]:
+        """Citizen (subject) -> aggregate ids holding their sealed data."""
+        ...
+
+    def stage_erasure(self, subjects: Sequence[str]) -> None:
+        """Delete these citizens' keys with the next save."""
+        ...
+
+    def clear_state(self, state: bytes) -> bytes:
+        """A stored event's JSON with its sealed values opened: the bytes it was stored as before sealing existed.
+
+        For digests of a run (district/simulator.py) that must not depend on the random nonces; an erased
+        value stays sealed.
+        """
+        ...
+
+    def scrub(self) -> None:
+        """After the erasure committed: no copy of the deleted keys left in the database's files."""
         ...

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from domain.case import OPEN_STATES, Case, CaseState
+from domain.personal import ERASED, Sealed, is_sealed
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
 
     from domain.base import ActorRef
     from domain.case import Channel, HandlerRef, Level, Location, Urgency
+    from service.ports import PersonalVault
 
 
 @dataclass(frozen=True)
@@ -57,8 +59,13 @@ class CaseView:
         return cls(**{name: getattr(case, name) for name in cls.__dataclass_fields__})
 
 
-def history_rows(events: Iterable[Any], *, personal_data: bool) -> list[dict[str, Any]]:
-    """Every event of a case, oldest first: type, actor, both clocks and what it carried."""
+def history_rows(
+    events: Iterable[Any], *, personal_data: bool, vault: PersonalVault | None = None
+) -> list[dict[str, Any]]:
+    """Every event of a case, oldest first: type, actor, both clocks and what it carried.
+
+    Personal data is opened through the vault: masked unless ``personal_data``, "erased" once its key is gone.
+    """
     rows = []
     for domain_event in events:
         data = cast("Any", domain_event).model_dump(mode="json")
@@ -70,11 +77,32 @@ def history_rows(events: Iterable[Any], *, personal_data: bool) -> list[dict[str
             "recorded_at": data.pop("timestamp"),
             "data": {k: v for k, v in data.items() if k not in {"originator_id", "originator_topic"}},
         }
-        reporter = row["data"].get("reporter")
-        if reporter and not personal_data:
-            row["data"]["reporter"] = mask_contact(reporter)
+        show_personal(row["data"], vault, personal_data=personal_data)
         rows.append(row)
     return rows
+
+
+#: The fields of stored events that hold personal data (sealed since issue 18, in clear before).
+PERSONAL_FIELDS = ("reporter",)
+
+
+def show_personal(data: dict[str, Any], vault: PersonalVault | None, *, personal_data: bool) -> None:
+    """Put the personal values of one event's data (its JSON form) as the viewer may see them, in place.
+
+    A sealed value is opened through the vault: masked, or in clear when ``personal_data``; ``已删除 / erased``
+    when its citizen's key was erased (or no vault can open it). A value stored in clear before sealing existed
+    is shown the same way (masked or clear): its key cannot be erased, it has none (docs/privacy.md).
+    """
+    for name in PERSONAL_FIELDS:
+        value = data.get(name)
+        if not value:
+            continue
+        if is_sealed(value):
+            value = None if vault is None else vault.reveal(Sealed.model_validate(value))
+            if value is None:
+                data[name] = ERASED
+                continue
+        data[name] = value if personal_data else mask_contact(value)
 
 
 def mask_contact(contact: dict[str, str | None]) -> dict[str, str | None]:

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 
 
 
+#: The tests' own master key of personal data (adapters/personal.py), inherited by the CLI and servers they start;
+#: a test of the key file made on first run takes it out of the environment.
+KEY_VAR = "GRIDCASE_MASTER_KEY"
+os.environ.setdefault(KEY_VAR, "Z3JpZGNhc2UtdGVzdHMtbWFzdGVyLWtleS0zMmJ5dGU=")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _quiet_logs() -> None:
     configure_logging("console", "warning")

@@ -30,6 +30,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
+from tests.conftest import KEY_VAR
 from tests.support import ADMIN, CATEGORY, GRID
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -718,7 +719,7 @@ def gridcase(database_url: str, *args: str | bytes, stdin: bytes | None = None, 
 
     A run that outlives ``timeout`` (a runner retrying forever) is reported as exit -9 with what it printed.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
     env["GRIDCASE_DATABASE_URL"] = database_url
     words = [a.decode("utf-8", "surrogateescape") if isinstance(a, bytes) else a for a in args]
     line = " ".join(shlex.quote(w) if w.isprintable() else _ansi_c(w) for w in words)

@@ -35,7 +35,7 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 # Typer carries its own copy of click; these are the errors its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from adapters.cli import apply, demo, imports, person_access, queries, replay, serve, workers, write
+from adapters.cli import apply, demo, imports, person, person_access, queries, replay, serve, workers, write
 from adapters.cli.common import Exit, command_words, err, internal_error
 from domain.bounds import text_problem
 
@@ -56,6 +56,7 @@ apply.register(app)
 workers.register(app)
 queries.register(app, write.case_app)
 imports.register(app)
+person.register(app)
 demo.register(app)
 # After any other module that makes the ``person`` group: this one adds to it (or makes it).
 person_access.register(app)

@@ -49,7 +49,8 @@ from replay.audit import COLUMNS, as_of, history, links_of, state_at, verify_cha
 from replay.build import build, outdated, rebuild, verify
 from replay.review import BadRules, load_rules, render, run_review
 from replay.source import cut_off, position_known_at
-from service import BadInput, mask_contact
+from service import BadInput
+from service.views import show_personal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -351,7 +352,7 @@ def review(
 # -- audit ------------------------------------------------------------------------------------------
 
 
-def audit(  # noqa: C901 - one command, two uses and three cut-offs
+def audit(
     target: Annotated[str, typer.Argument(help="A case number, or 'verify' to check every chain in the store")],
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV")] = False,
@@ -387,17 +388,15 @@ def audit(  # noqa: C901 - one command, two uses and three cut-offs
         with opened.store.connect() as connection:
             links = links_of(connection, aggregate)
             last = None if recorded is None else position_known_at(connection, recorded)
-    rows = history(stored, links)
-    keep = as_of(stored, rows, version=version, occurred=occurred, last=last)
-    rows = [row for _, row in keep]
-    for row in rows:
-        reporter = row["data"].get("reporter")
-        if reporter and not personal_data:
-            row["data"]["reporter"] = mask_contact(reporter)
-    cut = version is not None or occurred is not None or recorded is not None
-    state = state_at([event for event, _ in keep]) if cut else None
-    if state is not None and not personal_data:
-        state.pop("reporter", None)
+        rows = history(stored, links)
+        keep = as_of(stored, rows, version=version, occurred=occurred, last=last)
+        rows = [row for _, row in keep]
+        for row in rows:  # sealed personal data opened (masked, clear or erased) while the store is open
+            show_personal(row["data"], opened.parts.store.vault, personal_data=personal_data)
+        cut = version is not None or occurred is not None or recorded is not None
+        state = state_at([event for event, _ in keep]) if cut else None
+        if state is not None:
+            show_personal(state, opened.parts.store.vault, personal_data=personal_data)
     if as_json:
         document: dict[str, Any] = {"case_number": target, "history": rows}
         if cut:

@@ -24,6 +24,7 @@ TOPICS = {
     "Category": "gridcase.registry.events",
     "SlaPolicy": "gridcase.registry.events",
     "HolidayCalendar": "gridcase.registry.events",
+    "Erasure": "gridcase.person.events",
 }
 DEADLETTER_TOPIC = "gridcase.deadletter"
 #: Fields of an event that are personal data, by event type: left out of the published form.
@@ -42,7 +43,7 @@ def kafka_topic(aggregate: str) -> str:
 
 
 def ce_type(aggregate: str, name: str, version: int) -> str:
-    """The CloudEvents type: ``gridcase.<case|patrol|registry>.<Event>.v<N>``."""
+    """The CloudEvents type: ``gridcase.<case|patrol|registry|person>.<Event>.v<N>``."""
     family = kafka_topic(aggregate).split(".")[1]
     return f"gridcase.{family}.{name}.v{version}"
 
@@ -67,11 +68,11 @@ def event_classes() -> dict[str, tuple[str, type]]:
 
     Names are unique across aggregates (the published ``ce_type`` relies on it).
     """
-    from domain import case, patrol, registry  # noqa: PLC0415 - the catalogue is built once, on first use
+    from domain import case, patrol, personal, registry  # noqa: PLC0415 - the catalogue is built once, on first use
     from domain.base import Aggregate  # noqa: PLC0415
 
     found: dict[str, tuple[str, type]] = {}
-    for module in (case, patrol, registry):
+    for module in (case, patrol, registry, personal):
         for aggregate in vars(module).values():
             if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)) or aggregate is Aggregate:
                 continue

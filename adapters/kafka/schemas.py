@@ -213,7 +213,7 @@ def _header_properties() -> dict[str, Any]:
         },
         "ce_type": {
             "type": "string",
-            "pattern": r"^gridcase\.(case|patrol|registry)\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$",
+            "pattern": r"^gridcase\.(case|patrol|registry|person)\.[A-Z][A-Za-z0-9]*\.v[1-9][0-9]*$",
             "description": "Event type and class version, e.g. gridcase.case.CaseReported.v1.",
         },
         "ce_time": {"type": "string", "format": "date-time", "description": "When it happened: occurred_at."},

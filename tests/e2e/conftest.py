@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import KEY_VAR
+
 GRIDCASE = Path(sys.executable).parent / "gridcase"
 
 
@@ -21,7 +23,7 @@ class Cli:
     database_url: str
 
     def __call__(self, *args: str, stdin: str | None = None, check: bool = False) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
         env["GRIDCASE_DATABASE_URL"] = self.database_url
         result = subprocess.run(
             [str(GRIDCASE), *args], input=stdin, capture_output=True, text=True, env=env, timeout=300, check=False

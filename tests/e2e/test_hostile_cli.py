@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from domain.case import case_id
+from tests.conftest import KEY_VAR
 from tests.e2e.conftest import GRIDCASE, Cli
 from tests.e2e.test_write_cli import seed
 
@@ -49,7 +50,7 @@ def run(cli: Cli, args: Sequence[str], *, stdin: bytes | None = None, tmpdir: Pa
         database_url: str | None = None, settings: dict[str, str] | None = None,
         ) -> subprocess.CompletedProcess[bytes]:  # fmt: skip
     """``gridcase`` with arguments that may hold bytes which are not UTF-8, output kept as bytes."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
     env["GRIDCASE_DATABASE_URL"] = database_url or cli.database_url
     if tmpdir is not None:
         env["TMPDIR"] = str(tmpdir)

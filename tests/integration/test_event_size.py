@@ -22,6 +22,7 @@ from adapters.settings import Settings
 from domain.case import case_id
 from service import BadInput
 from service.unit_of_work import ENVELOPE_MARGIN, published_size
+from tests.conftest import KEY_VAR
 from tests.integration.kafka.support import GRIDCASE
 from tests.support import CATEGORY, GRID, OPERATOR, make_app, report, run, seed_small_district
 
@@ -117,7 +118,7 @@ def test_the_cli_refuses_it_in_one_line_with_exit_2(sqlite_url: str) -> None:
     seed_small_district(app)
     before = _stored(app)
     app.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
     env |= {"GRIDCASE_DATABASE_URL": sqlite_url, "GRIDCASE_MAX_EVENT_BYTES": str(LIMIT)}
     result = subprocess.run(
         [str(GRIDCASE), "case", "report", "--channel", "hotline", "--category", CATEGORY, "--grid", GRID,

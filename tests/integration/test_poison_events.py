@@ -27,7 +27,7 @@ from projections.catalogue import all_projections
 from projections.performance import Performance, performance_counts
 from projections.runner import Runner
 from projections.sql import deadletters, make_engine, stored_position
-from tests.conftest import make_settings
+from tests.conftest import KEY_VAR, make_settings
 from tests.support import ADMIN, GRID, OTHER_GRID, T0, WORKER, make_app, report, run, seed_small_district
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def report_number(app: App) -> str:
 
 def gridcase(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed ``gridcase`` program on this database, as an operator runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
     env |= {"GRIDCASE_DATABASE_URL": database_url, "GRIDCASE_TIMEZONE": "Asia/Shanghai"}
     program = Path(sys.executable).parent / "gridcase"
     return subprocess.run([str(program), *args], capture_output=True, text=True, env=env, timeout=300, check=False)

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from projections.catalogue import all_projections
 from projections.runner import Runner
 from projections.sql import leases, make_engine, stored_position
-from tests.conftest import make_settings
+from tests.conftest import KEY_VAR, make_settings
 from tests.support import T0, make_app, report, seed_small_district
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ WAIT = 60.0
 
 def environment(database_url: str) -> dict[str, str]:
     """The environment a ``gridcase`` process gets: this database, no other GRIDCASE_ setting."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
     return env | {"GRIDCASE_DATABASE_URL": database_url, "GRIDCASE_TIMEZONE": "Asia/Shanghai"}
 
 

@@ -20,7 +20,7 @@ from adapters.bootstrap import bootstrap
 from adapters.http.app import create_app
 from adapters.http.runtime import Runtime
 from domain.base import Role
-from tests.conftest import make_settings
+from tests.conftest import KEY_VAR, make_settings
 from tests.support import ADMIN, make_app, seed_small_district
 
 if TYPE_CHECKING:
@@ -152,7 +152,7 @@ def serve_process(database_url: str, port: int | None = None, **environment: str
         sock = _free_socket()
         port = sock.getsockname()[1]
         sock.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
     env |= {"GRIDCASE_DATABASE_URL": database_url, **environment}
     log_file = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed below
     process = subprocess.Popen([str(GRIDCASE), "serve", "--port", str(port)], env=env,

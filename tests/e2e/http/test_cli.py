@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from tests.conftest import KEY_VAR
 from tests.e2e.conftest import GRIDCASE, Cli
 from tests.e2e.http.conftest import _free_socket, seed
 
@@ -41,7 +42,8 @@ def test_tokens_are_issued_checked_stored_hashed_and_revoked_and_serve_uses_them
     sock = _free_socket()
     port = sock.getsockname()[1]
     sock.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")} | {"GRIDCASE_DATABASE_URL": url}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
+    env["GRIDCASE_DATABASE_URL"] = url
     server = subprocess.Popen([str(GRIDCASE), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:

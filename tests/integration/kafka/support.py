@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select
 from projections.case_status import CaseStatus
 from projections.intake import Intake
 from projections.performance import Performance
+from tests.conftest import KEY_VAR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -93,7 +94,7 @@ class Engine:
     extra: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDCASE_") or k == KEY_VAR}
         env["GRIDCASE_DATABASE_URL"] = self.database_url
         env["GRIDCASE_KAFKA_BOOTSTRAP_SERVERS"] = self.bootstrap
         env["GRIDCASE_KAFKA_PARTITIONS"] = "4"

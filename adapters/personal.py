@@ -1,0 +1,296 @@
+"""Crypto-shredding: each citizen's personal data sealed under a data key of their own, erasable by deleting it.
+
+Three tables in the event store's database (docs/privacy.md, "How personal data is stored and erased"):
+
+- ``personal_keys``: per citizen (subject) a random 256-bit data key, wrapped with AES-GCM under a key derived
+  from the master key (``GRIDCASE_MASTER_KEY`` / ``_FILE``; on the embedded SQLite default a key file next to
+  the database, made on first run);
+- ``personal_lookups``: HMAC of a normalised phone number or ID number, to the subject (the same citizen by either);
+- ``personal_uses``: which aggregates (cases) hold data sealed under the subject's key, so an erasure can name them.
+
+The store's mapper seals (:meth:`Vault.seal`) and stages the new rows in :data:`STAGED`; the chained recorders
+write them in the same transaction as the events (adapters/chained.py), so a refused command leaves no key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import sys
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from domain.personal import Sealed, is_sealed
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from adapters.settings import Settings
+    from domain.personal import LookupKind, PersonalData
+
+KEYS, LOOKUPS, USES = "personal_keys", "personal_lookups", "personal_uses"
+TABLES = {
+    KEYS: "subject TEXT PRIMARY KEY, wrapped TEXT NOT NULL",
+    LOOKUPS: "digest TEXT NOT NULL, subject TEXT NOT NULL, PRIMARY KEY (digest, subject)",
+    USES: "subject TEXT NOT NULL, originator_id TEXT NOT NULL, PRIMARY KEY (subject, originator_id)",
+}
+_NONCE = 12
+
+
+class MasterKeyMissing(ValueError):
+    """No master key is configured where the engine cannot make one (PostgreSQL), or the one given is wrong."""
+
+
+def master_key(settings: Settings) -> bytes:
+    """The master key: ``GRIDCASE_MASTER_KEY``, else ``GRIDCASE_MASTER_KEY_FILE``, else (SQLite) a key file of its own.
+
+    On SQLite with neither set, ``<database>.master-key`` is made next to the database on first run (mode 0600)
+    and one line on stderr says where; an in-memory database gets a key for the process only.
+    """
+    if settings.master_key is not None:
+        return _decode(settings.master_key.get_secret_value(), "GRIDCASE_MASTER_KEY")
+    if settings.master_key_file is not None:
+        return _read_key_file(settings.master_key_file, "GRIDCASE_MASTER_KEY_FILE")
+    path = settings.sqlite_path
+    if path is None:
+        msg = "GRIDCASE_MASTER_KEY or GRIDCASE_MASTER_KEY_FILE must be set for a PostgreSQL store (base64 of 32 bytes)"
+        raise MasterKeyMissing(msg)
+    if str(path) == ":memory:":
+        return secrets.token_bytes(32)
+    key_file = path.with_name(path.name + ".master-key")
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it meanwhile
+            return _read_key_file(key_file, str(key_file))
+        with os.fdopen(descriptor, "w") as out:
+            out.write(base64.b64encode(secrets.token_bytes(32)).decode() + "\n")
+        sys.stderr.write(f"gridcase: made a master key for personal data at {key_file} (keep it; back it up)\n")
+    return _read_key_file(key_file, str(key_file))
+
+
+def _read_key_file(path: Path, name: str) -> bytes:
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as error:
+        msg = f"{name}: cannot read the master key file {path}: {error}"
+        raise MasterKeyMissing(msg) from None
+    return _decode(text, name)
+
+
+def _decode(text: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:  # noqa: PLR2004 - AES-256
+        msg = f"{name} must be the base64 of 32 bytes (e.g. `openssl rand -base64 32`)"
+        raise MasterKeyMissing(msg)
+    return key
+
+
+@dataclass
+class Staged:
+    """Key-store rows of the write in progress, written by the recorder in the events' transaction."""
+
+    keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # subject -> (wrapped, data key)
+    lookups: dict[str, str] = field(default_factory=dict)  # digest -> subject
+    uses: set[tuple[str, str]] = field(default_factory=set)
+    erase: list[str] = field(default_factory=list)
+
+    def rows(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+        """The rows to insert: keys, lookups, uses."""
+        return ([(s, w) for s, (w, _) in self.keys.items()], [(d, s) for d, s in self.lookups.items()],
+                sorted(self.uses))  # fmt: skip
+
+
+#: The staged rows of the save in progress on this thread (set by the mapper, consumed by the recorder).
+STAGED: ContextVar[Staged | None] = ContextVar("gridcase_personal_staged", default=None)
+
+
+def staged() -> Staged:
+    """The staging of the write in progress, made when first asked."""
+    found = STAGED.get()
+    if found is None:
+        found = Staged()
+        STAGED.set(found)
+    return found
+
+
+class Vault:
+    """Seals personal values on the way into the store, opens them for the service, erases a citizen's key."""
+
+    def __init__(self, master: bytes | None, missing: str = "") -> None:
+        """A vault under the master key; without one (``missing`` says why) it seals and opens nothing.
+
+        The relay and the projectors never need the key; a write or a view of personal data refuses.
+        """
+        self.missing = missing
+        self._master = master
+        if master is not None:
+            self._wrap = AESGCM(hmac.digest(master, b"gridcase key wrapping v1", "sha256"))
+            self._lookup = hmac.digest(master, b"gridcase lookups v1", "sha256")
+        self.recorder: Any = None
+
+    def _need_key(self) -> None:
+        if self._master is None:
+            raise MasterKeyMissing(self.missing)
+
+    # -- the database -----------------------------------------------------------------------------------
+
+    @property
+    def is_postgres(self) -> bool:
+        """Whether the store is PostgreSQL (else SQLite)."""
+        return hasattr(self.recorder.datastore, "schema")
+
+    def table(self, name: str) -> str:
+        """A key-store table's name as SQL (schema-qualified on PostgreSQL)."""
+        return f'"{self.recorder.datastore.schema}".{name}' if self.is_postgres else name
+
+    def _select(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if self.is_postgres:
+            sql = sql.replace("?", "%s")
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, tuple(params))
+            return [tuple(row.values()) if isinstance(row, dict) else tuple(row) for row in cursor.fetchall()]
+
+    # -- sealing ------------------------------------------------------------------------------------------
+
+    def digest(self, kind: str, value: str) -> str:
+        """The lookup of a normalised phone or ID number: HMAC under a master-derived key, never the value."""
+        self._need_key()
+        return hmac.new(self._lookup, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+
+    def seal(self, value: PersonalData, aggregate_id: str) -> dict[str, str]:
+        """The stored form of one personal value, under its citizen's data key (new keys staged for the write)."""
+        stage = staged()
+        digests = [self.digest(kind, found) for kind, found in sorted(value.lookups().items())]
+        subject, key = self._subject_of(digests, stage)
+        for digest in digests:
+            stage.lookups.setdefault(digest, subject)
+        stage.uses.add((subject, aggregate_id))
+        clear = json.dumps(value.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        nonce = secrets.token_bytes(_NONCE)
+        data = nonce + AESGCM(key).encrypt(nonce, clear.encode(), subject.encode())
+        return {"sealed": "v1", "subject": subject, "data": base64.b64encode(data).decode()}
+
+    def _subject_of(self, digests: list[str], stage: Staged) -> tuple[str, bytes]:
+        for digest in digests:  # the same citizen earlier in this write
+            if (subject := stage.lookups.get(digest)) is not None and subject in stage.keys:
+                return subject, stage.keys[subject][1]
+        if digests:
+            marks = ",".join("?" * len(digests))
+            rows = self._select(f"SELECT k.subject, k.wrapped FROM {self.table(LOOKUPS)} l JOIN {self.table(KEYS)} k "  # noqa: S608
+                                f"ON k.subject = l.subject WHERE l.digest IN ({marks}) ORDER BY k.subject LIMIT 1",
+                                digests)  # fmt: skip
+            if rows:
+                subject, wrapped = str(rows[0][0]), str(rows[0][1])
+                return subject, self._unwrap(subject, wrapped)
+        subject = secrets.token_hex(16)
+        key = AESGCM.generate_key(bit_length=256)
+        nonce = secrets.token_bytes(_NONCE)
+        wrapped = base64.b64encode(nonce + self._wrap.encrypt(nonce, key, b"key:" + subject.encode())).decode()
+        stage.keys[subject] = (wrapped, key)
+        return subject, key
+
+    def _unwrap(self, subject: str, wrapped: str) -> bytes:
+        raw = base64.b64decode(wrapped)
+        return self._wrap.decrypt(raw[:_NONCE], raw[_NONCE:], b"key:" + subject.encode())
+
+    # -- opening ------------------------------------------------------------------------------------------
+
+    def reveal(self, sealed: Sealed) -> dict[str, Any] | None:
+        """The clear value, or None when the citizen's key was erased."""
+        self._need_key()
+        rows = self._select(f"SELECT wrapped FROM {self.table(KEYS)} WHERE subject = ?", [sealed.subject])  # noqa: S608
+        if not rows:
+            return None
+        key = self._unwrap(sealed.subject, str(rows[0][0]))
+        raw = base64.b64decode(sealed.data)
+        try:
+            clear = AESGCM(key).decrypt(raw[:_NONCE], raw[_NONCE:], sealed.subject.encode())
+        except InvalidTag:
+            return None
+        found: dict[str, Any] = json.loads(clear)
+        return found
+
+    def clear_state(self, state: bytes) -> bytes:
+        """A stored event's JSON with its sealed values opened, encoded as the store encodes (sorted, compact)."""
+        if b'"sealed":"v1"' not in state:
+            return state
+        document = json.loads(state)
+        for name, value in document.items():
+            if is_sealed(value) and (opened := self.reveal(Sealed.model_validate(value))) is not None:
+                document[name] = opened
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+    # -- erasing ------------------------------------------------------------------------------------------
+
+    def subjects(self, kind: LookupKind, value: str) -> dict[str, list[str]]:
+        """The citizens a phone or ID number leads to, each with the aggregates holding their sealed data."""
+        rows = self._select(f"SELECT l.subject, u.originator_id FROM {self.table(LOOKUPS)} l LEFT JOIN "  # noqa: S608
+                            f"{self.table(USES)} u ON u.subject = l.subject WHERE l.digest = ? "
+                            "ORDER BY l.subject, u.originator_id", [self.digest(kind.value, value)])  # fmt: skip
+        found: dict[str, list[str]] = {}
+        for subject, originator in rows:
+            found.setdefault(str(subject), [])
+            if originator is not None:
+                found[str(subject)].append(str(originator))
+        return found
+
+    def stage_erasure(self, subjects: Sequence[str]) -> None:
+        """Delete these citizens' keys, lookups and uses in the transaction of the next write (the erasure event)."""
+        staged().erase.extend(subjects)
+
+    def scrub(self) -> None:
+        """After an erasure committed: leave no copy of the deleted key bytes in the database's files.
+
+        SQLite deleted with ``secure_delete`` (the freed cells are zeroed); the write-ahead log, which still holds
+        the pages as they were, is checkpointed and truncated here. PostgreSQL keeps dead row versions until a
+        vacuum: ``VACUUM FULL`` rewrites the (small) key tables.
+        """
+        if self.is_postgres:
+            with self.recorder.datastore.get_connection() as connection:
+                connection.autocommit = True
+                for name in (KEYS, LOOKUPS):
+                    connection.execute(f"VACUUM FULL {self.table(name)}")
+            return
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute("ROLLBACK")
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cursor.execute("BEGIN")
+
+
+def create_statements(qualify: Any) -> list[str]:
+    """``CREATE TABLE`` statements of the key store, names made SQL by ``qualify``."""
+    return [f"CREATE TABLE IF NOT EXISTS {qualify(name)} ({columns})" for name, columns in TABLES.items()]
+
+
+def write_staged(cursor: Any, qualify: Any, mark: str) -> None:
+    """Write (and clear) the staged key-store rows inside the events' transaction; ``mark`` is ``?`` or ``%s``."""
+    stage = STAGED.get()
+    if stage is None:
+        return
+    keys, lookups, uses = stage.rows()
+    conflict = "ON CONFLICT DO NOTHING"
+    if keys:
+        cursor.executemany(f"INSERT INTO {qualify(KEYS)} VALUES ({mark},{mark})", keys)  # noqa: S608
+    if lookups:
+        cursor.executemany(f"INSERT INTO {qualify(LOOKUPS)} VALUES ({mark},{mark}) {conflict}", lookups)  # noqa: S608
+    if uses:
+        cursor.executemany(f"INSERT INTO {qualify(USES)} VALUES ({mark},{mark}) {conflict}", uses)  # noqa: S608
+    if stage.erase:
+        if mark == "?":
+            cursor.execute("PRAGMA secure_delete = ON")
+        for name in (KEYS, LOOKUPS, USES):
+            cursor.executemany(f"DELETE FROM {qualify(name)} WHERE subject = {mark}", [(s,) for s in stage.erase])  # noqa: S608
