@@ -23,14 +23,15 @@ import traceback
 from typing import Any
 
 from domain.errors import DomainError
+from domain.masking import mask_personal_text
 
 #: How long a description of an error may be: one line of a log, not a dump.
 MAX_DESCRIPTION = 300
 
+#: Logs cast a wider net than public views: any 18-character ID-like run, whatever its check digit.
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![\d+])(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?!\d)")
-_FIXED_LINE = re.compile(r"(?<![\d-])0\d{2,3}-?\d{7,8}(?![\d-])")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+#: ... and any mobile number, also glued to a word (``tel13912345678``), which public views leave alone.
+_MOBILE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
 #: A key that is a field's name (``occurred_at``), which a ``KeyError`` may name.
 _FIELD_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 #: A quoted value in an error's message: ``'…'`` or ``"…"`` (Python's errors quote the value they refuse).
@@ -38,11 +39,12 @@ _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
 
 
 def mask_contacts(text: str) -> str:
-    """``text`` with mainland phone numbers (mobile, fixed line), ID numbers and e-mail addresses masked."""
-    text = _ID_NUMBER.sub("[ID number]", text)
-    text = _MOBILE.sub("[phone]", text)
-    text = _FIXED_LINE.sub("[phone]", text)
-    return _EMAIL.sub("[e-mail]", text)
+    """``text`` masked as public views mask it, and any other 18-character ID-like run too.
+
+    Public views mask phones, valid ID numbers and e-mail addresses (:func:`domain.masking.mask_personal_text`);
+    a log need not tell a valid ID number from an invalid one.
+    """
+    return _MOBILE.sub("[phone]", _ID_NUMBER.sub("[ID number]", mask_personal_text(text)))
 
 
 def describe_error(error: BaseException) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy import BigInteger, Column, DateTime, Float, Integer, MetaData, String, Table, Text, delete, select
 
 from domain import case as domain_case
+from domain.masking import mask_personal_text
 from projections.base import Projection
 from projections.events import parse_time
 from projections.sql import RowCache, upsert, utc_naive
@@ -34,7 +35,10 @@ case_status = Table(
     Column("street", String(64), nullable=False),
     Column("urgency", String(16), nullable=False),
     Column("patrol_number", String(32)),
+    #: The address and the description as the public sees them: masked (domain.masking), so a Kafka-fed copy,
+    #: fed the published (masked) form, holds the same rows; staff read the stored text from the case's history.
     Column("address", String(500)),
+    Column("description", Text),
     Column("lat", Float),
     Column("lon", Float),
     Column("handler_kind", String(16)),
@@ -103,11 +107,16 @@ def _public_note(event: ProjectedEvent, data: dict[str, Any]) -> str:  # noqa: P
             return ""
 
 
+def _masked(text: str | None) -> str | None:
+    return None if text is None else mask_personal_text(text)
+
+
 class CaseStatus(Projection):
     """Where each case is: state, level, handler, deadlines, bounces; and its public timeline."""
 
     name: ClassVar[str] = "case_status"
-    version: ClassVar[int] = 1
+    #: 2: the address is kept masked and the masked description is kept too (issue 18).
+    version: ClassVar[int] = 2
     metadata: ClassVar[MetaData] = metadata
     handles: ClassVar[frozenset[str]] = frozenset(
         {"CaseReported", "ProgressNoted", "DeadlineExtended", "CitizenFeedbackRecorded", *STATE_AFTER}
@@ -149,7 +158,8 @@ class CaseStatus(Projection):
                 "street": data["street"],
                 "urgency": data["urgency"],
                 "patrol_number": data.get("patrol_id"),
-                "address": location.get("address"),
+                "address": _masked(location.get("address")),
+                "description": _masked(data.get("description")),
                 "lat": location.get("lat"),
                 "lon": location.get("lon"),
                 "handler_kind": None,

@@ -67,6 +67,7 @@ def timeline(connection: Connection, number: str) -> dict[str, Any] | None:
 def _status(row: Any, now: datetime | None = None) -> dict[str, Any]:
     moment = now or datetime.now(UTC).replace(tzinfo=None)
     status = {key: iso(value) if isinstance(value, datetime) else value for key, value in row._mapping.items()}  # noqa: SLF001
+    del status["description"]  # the public's masked copy, for Open311; staff read the stored one in the history
     status["overdue"] = is_overdue(row, moment)
     return status
 

@@ -19,8 +19,8 @@ from domain.base import RECORDING_CLOCK
 from domain.case import Case, case_id
 from domain.case_values import normalise_phone
 from domain.errors import DomainError, UnknownReference
-from domain.personal_data import check_may_see_personal_data, reason_problem
 from domain.personal import Erasure, LookupKind, check_erasure
+from domain.personal_data import check_may_see_personal_data, reason_problem
 from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
 from service.errors import BadInput

@@ -397,11 +397,17 @@ def audit(
         state = state_at([event for event, _ in keep]) if cut else None
         if state is not None:
             show_personal(state, opened.parts.store.vault, personal_data=personal_data)
+    cut_off = {"version": version, "occurred": as_of_occurred, "recorded": as_of_recorded} if cut else None
+    _print_audit(target, rows, state, settings, as_json=as_json, as_csv=as_csv, as_of=cut_off)
+
+
+def _print_audit(target: str, rows: list[dict[str, Any]], state: dict[str, Any] | None, settings: Settings, *,
+                 as_json: bool, as_csv: bool, as_of: dict[str, Any] | None) -> None:  # fmt: skip
+    """A case's audit as JSON, CSV or tables (and its state at the cut-off, when there is one)."""
     if as_json:
         document: dict[str, Any] = {"case_number": target, "history": rows}
-        if cut:
-            document["as_of"] = {"version": version, "occurred": as_of_occurred, "recorded": as_of_recorded,
-                                 "state": state}  # fmt: skip
+        if as_of is not None:
+            document["as_of"] = {**as_of, "state": state}
         emit(document, ensure_ascii=False, indent=2, default=str)
         return
     if as_csv:

@@ -4,8 +4,9 @@ Our lifecycle maps onto Open311's two statuses: ``closed`` for closed, rejected
 and merged cases, ``open`` for every other state; our own state is in
 ``status_notes`` and, with level, grid, channel and urgency, in
 ``extended_attributes``. Times are W3C datetimes in the district's time zone
-with its offset. Free text (the description) and the reporter's contact are
-not shown: this is a public view.
+with its offset. This is a public view: the reporter's contact is not shown;
+the description and the address are shown masked (phone, ID numbers and
+e-mail addresses typed into them, domain.masking; docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ def _agency(row: Any, runtime: Runtime) -> str | None:
 
 
 def request_view(row: Any, runtime: Runtime) -> dict[str, Any]:
-    """A case as an Open311 service request (public: no description, no reporter)."""
+    """A case as an Open311 service request (public: description and address masked, no reporter)."""
     category = runtime.catalogue.categories.get(row.category)
     notes = row.state if row.merged_into is None else f"{row.state} into {row.merged_into}"
     return {
@@ -260,7 +261,7 @@ def request_view(row: Any, runtime: Runtime) -> dict[str, Any]:
         "status_notes": notes,
         "service_name": f"{category['name_en']} ({category['name']})" if category else row.category,
         "service_code": row.category,
-        "description": None,
+        "description": row.description,
         "agency_responsible": _agency(row, runtime),
         "service_notice": None,
         "requested_datetime": _w3c(row.reported_at, runtime),

@@ -5,6 +5,9 @@ in that version's form and named so in ``ce_type``), with two changes:
 
 - personal data is left out: ``CaseReported.reporter`` (the reporter's name, phone and ID number) is replaced by
   ``has_reporter_contact`` (true or false); nothing else carries personal data;
+- free text a citizen or a worker typed (descriptions, notes, results, reasons, the address: ``MASKED_FIELDS``)
+  is masked by domain.masking.mask_personal_text: phone numbers, valid ID numbers and e-mail addresses in it
+  show as ``139****5678``, ``3702**********1234``, ``w***@example.com``; the stored text is kept for staff;
 - the aggregate id and version are added as ``originator_id`` (hex, 32 characters) and ``originator_version``.
 
 Everything else (``occurred_at``, the recording ``timestamp``, the actor, ``class_version`` above 1) is as stored.
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
+
+from domain.masking import mask_personal_text
 
 #: Where each aggregate's events go.
 TOPICS = {
@@ -29,6 +34,23 @@ TOPICS = {
 DEADLETTER_TOPIC = "gridcase.deadletter"
 #: Fields of an event that are personal data, by event type: left out of the published form.
 PERSONAL_DATA = {"CaseReported": ("reporter",)}
+
+#: Free-text fields of an event, by event type: published masked (a dotted name reaches into an object).
+#: tests/unit/test_published_masking.py checks it against the event models, so a new free-text field is not missed.
+MASKED_FIELDS: dict[str, tuple[str, ...]] = {
+    "CaseReported": ("description", "location.address"),
+    "CaseRejected": ("reason",),
+    "DispatchReturned": ("reason",),
+    "CaseEscalated": ("reason",),
+    "DeadlineExtended": ("reason",),
+    "CaseSuspended": ("reason",),
+    "ProgressNoted": ("note",),
+    "CaseResolved": ("result",),
+    "ResolutionRejected": ("reason",),
+    "CaseReopened": ("reason",),
+    "PatrolCheckpointLogged": ("notes",),
+    "PersonalDataErased": ("reason",),
+}
 
 
 def split_topic(stored_topic: str) -> tuple[str, str]:
@@ -53,9 +75,23 @@ def published_form(name: str, state: dict[str, Any], originator_id: str, origina
     value = dict(state)
     for field in PERSONAL_DATA.get(name, ()):
         value["has_reporter_contact"] = value.pop(field, None) is not None
+    for field in MASKED_FIELDS.get(name, ()):
+        _mask(value, field)
     value["originator_id"] = originator_id
     value["originator_version"] = originator_version
     return value
+
+
+def _mask(value: dict[str, Any], field: str) -> None:
+    """Mask one (dotted) text field of a published value in place; objects on the way are copied first."""
+    head, _, rest = field.partition(".")
+    inner = value.get(head)
+    if rest:
+        if isinstance(inner, dict):
+            value[head] = inner = dict(inner)
+            _mask(inner, rest)
+    elif isinstance(inner, str):
+        value[head] = mask_personal_text(inner)
 
 
 #: Fields the published form adds; a Kafka-fed projection takes them off again to see the stored form.

@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from domain.masking import mask_personal_text
 from projections.case_status import case_status, case_timeline, is_overdue
 from projections.sql import make_engine
 from tests.integration.test_performance import (
@@ -60,6 +61,11 @@ STATE_AFTER = {
 CLOCK_STATES = ("dispatched", "in_progress", "suspended")
 
 
+def _masked(text: str | None) -> str | None:
+    """The address as the public sees it: masked (domain.masking)."""
+    return None if text is None else mask_personal_text(text)
+
+
 def naive_utc(at: datetime | None) -> datetime | None:
     """How the read model stores times: naive UTC."""
     return None if at is None else at.astimezone(UTC).replace(tzinfo=None)
@@ -93,8 +99,9 @@ def fold_cases(events: list[Stored]) -> dict[str, Folded]:  # noqa: C901, PLR091
                 "case_number": d["case_number"], "case_id": e.originator, "level": None, "max_level": None,
                 "channel": d["channel"], "category": d["category"], "grid": d["grid"], "community": d["community"],
                 "street": d["street"], "urgency": d["urgency"], "patrol_number": d["patrol_id"],
-                "address": location["address"], "lat": location["lat"], "lon": location["lon"],
-                "handler_kind": None, "handler_id": None, "reported_at": at, "accepted_at": None,
+                "address": _masked(location["address"]), "description": mask_personal_text(d["description"]),
+                "lat": location["lat"], "lon": location["lon"], "handler_kind": None, "handler_id": None,
+                "reported_at": at, "accepted_at": None,
                 "dispatched_at": None, "signed_at": None, "sign_by": None, "resolve_by": None,
                 "suspended_since": None, "suspended_seconds": 0, "suspended_at_dispatch": 0, "resolved_at": None,
                 "closed_at": None,
