@@ -119,10 +119,10 @@ def test_the_log_is_in_the_event_stores_database(filed: tuple[App, str]) -> None
 def test_nothing_is_shown_when_the_record_cannot_be_written(filed: tuple[App, str], tmp_path: Path) -> None:
     app, number = filed
     unwritable = SqlAccessLog(f"sqlite:///{tmp_path / 'no such directory' / 'log.db'}")
-    service = Service(app.engine.store, tz=app.engine.settings.tz, access_log=unwritable)
+    service = Service(app.engine.store, tz=app.engine.settings.tz, access_log=unwritable, vault=app.engine.store.vault)
     with pytest.raises(DBAPIError):
         service.history(number, personal_data=True, viewer=AUDITOR, reason="will fail")
-    without = Service(app.engine.store, tz=app.engine.settings.tz)
+    without = Service(app.engine.store, tz=app.engine.settings.tz, vault=app.engine.store.vault)
     with pytest.raises(RuntimeError, match="no access log"):
         without.history(number, personal_data=True, viewer=AUDITOR, reason="no log")
     assert without.history(number)[0]["data"]["reporter"]["phone"] == "138****0000"
