@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, inspect, select, update
 
 from domain.redaction import safe_traceback
 from projections import lease
@@ -42,6 +42,7 @@ from projections.sql import (
     create_tables,
     deadletters,
     positions,
+    projection_versions,
     stored_position,
     upsert,
     upsert_values,
@@ -165,13 +166,16 @@ class Runner:
     def create_tables(self) -> None:
         """Create the bookkeeping, checkpoint and read-model tables if missing, and the checkpoint's rows."""
         names = [p.name for p in self.projections]
-        create_tables(
-            self.engine,
-            bookkeeping,
-            *self.checkpoint.tables,
-            *(p.metadata for p in self.projections),
-            seed=lambda connection: self.checkpoint.seed(connection, names),
-        )
+        existing = set(inspect(self.engine).get_table_names())
+        fresh = [p for p in self.projections if not any(t in existing for t in p.metadata.tables)]
+
+        def seed(connection: Connection) -> None:
+            self.checkpoint.seed(connection, names)
+            # Tables made now are built by today's code: its version, so a rebuild does not think them outdated.
+            upsert_values(connection, projection_versions, [(p.name, p.version, utc_now()) for p in fresh], keep=True)
+
+        create_tables(self.engine, bookkeeping, *self.checkpoint.tables, *(p.metadata for p in self.projections),
+                      seed=seed)  # fmt: skip
 
     def position(self, name: str) -> int:
         """How far a projection fed from the store has got."""

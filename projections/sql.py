@@ -47,6 +47,16 @@ leases = Table(
     Column("expires_at", Float, nullable=False),
 )
 
+#: The code version of each projection the live tables were built by (no row: version 1, the first). Written by a
+#: rebuild, and by a runner that creates a projection's tables (a fresh store is built by today's code).
+projection_versions = Table(
+    "projection_versions",
+    bookkeeping,
+    Column("name", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("rebuilt_at", DateTime, nullable=False),
+)
+
 deadletters = Table(
     "projection_deadletters",
     bookkeeping,

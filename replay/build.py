@@ -32,12 +32,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine, delete, event, func, select
+from sqlalchemy import String, Table, create_engine, delete, event, func, select
 
 from projections import lease
 from projections.catalogue import FACTORIES, make_projections
 from projections.runner import LeaseHeld, Runner, RunStats
-from projections.sql import create_tables, deadletters, make_engine, positions, stored_position, upsert
+from projections.sql import (
+    bookkeeping,
+    create_tables,
+    deadletters,
+    make_engine,
+    positions,
+    projection_versions,
+    stored_position,
+    upsert,
+)
 from replay.source import up_to_position
 
 if TYPE_CHECKING:
@@ -51,15 +60,6 @@ if TYPE_CHECKING:
 
 #: Every projection by name, as a factory (a projection holds batch state: each build gets fresh ones).
 
-replay_metadata = MetaData()
-#: The code version of each projection the live tables were built by (no row: version 1, the first).
-projection_versions = Table(
-    "projection_versions",
-    replay_metadata,
-    Column("name", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("rebuilt_at", DateTime, nullable=False),
-)
 
 
 
@@ -215,7 +215,7 @@ def swap(live: Engine, scratch: Scratch, projections: Sequence[Projection]) -> N
         moved_positions = connection.execute(select(positions).where(positions.c.name.in_(names))).mappings().all()
         letters = connection.execute(select(deadletters).where(deadletters.c.projection.in_(names))).mappings().all()
     tables = [table for projection in projections for table in projection.metadata.sorted_tables]
-    create_tables(live, replay_metadata)  # before attaching the scratch file: its check would look there too
+    create_tables(live, bookkeeping)  # before attaching the scratch file: its check would look there too
     with live.connect() as connection:
         if live.dialect.name == "sqlite":
             assert scratch.path is not None
@@ -265,7 +265,7 @@ def _move_bookkeeping(
 
 def outdated(live: Engine, tz: tzinfo) -> list[str]:
     """Projections whose code version differs from the version their live tables were built by."""
-    create_tables(live, replay_metadata)
+    create_tables(live, bookkeeping)
     with live.connect() as connection:
         built: dict[str, int] = {row.name: row.version for row in connection.execute(select(projection_versions))}
     return [name for name, make in FACTORIES.items() if make(tz).version != built.get(name, 1)]
