@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.utils import get_topic
 
 from adapters.kafka.published import MASKED_FIELDS, PERSONAL_DATA, ce_type, event_classes, kafka_topic, split_topic
+from adapters.kafka.schema_masking import mark_masked, open_objects
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -119,7 +120,7 @@ def event_schema(event: EventType) -> dict[str, Any]:
         }
         required.add("has_reporter_contact")
     for field in MASKED_FIELDS.get(event.name, ()):
-        _mark_masked(schema, field)
+        mark_masked(schema, field)
     properties["originator_id"] = {
         "type": "string",
         "pattern": "^[0-9a-f]{32}$",
@@ -135,7 +136,7 @@ def event_schema(event: EventType) -> dict[str, Any]:
         properties["class_version"] = {"const": event.version, "description": "The event's class version."}
         required.add("class_version")
     schema["required"] = sorted(required)
-    _open_objects(schema)
+    open_objects(schema)
     _prune_definitions(schema)
     # The library rebinds each event class to a subclass without a docstring: take the one it inherits.
     doc = inspect.getdoc(event.model)
@@ -152,47 +153,6 @@ def event_schema(event: EventType) -> dict[str, Any]:
         }
     )
     return schema
-
-
-#: What a masked field's description says (docs/kafka.md, docs/privacy.md).
-MASKED_NOTE = (
-    "Free text, published masked: phone numbers, ID numbers and e-mail addresses typed into it show as "
-    "139****5678, 3702**********1234, w***@example.com (the stored text is kept for staff)."
-)
-
-
-def _mark_masked(schema: dict[str, Any], field: str) -> None:
-    """Mark a (dotted) field of the schema ``"x-gridcase-masked": true`` and say so in its description.
-
-    A field the event (a version of it) does not have is left out.
-    """
-    node: dict[str, Any] = schema
-    for name in field.split("."):
-        while "$ref" in node or "properties" not in node:
-            ref = node.get("$ref") or next(
-                (b["$ref"] for b in node.get("anyOf", ()) if isinstance(b, dict) and "$ref" in b), None
-            )
-            if ref is None:
-                msg = f"{schema.get('title')}: no object to find {field!r} in"
-                raise KeyError(msg)
-            node = schema["$defs"][ref.rsplit("/", 1)[1]]
-        if name not in node["properties"]:
-            return  # not in this version of the event
-        node = node["properties"][name]
-    node["x-gridcase-masked"] = True
-    node["description"] = f"{node['description']} {MASKED_NOTE}" if node.get("description") else MASKED_NOTE
-
-
-def _open_objects(node: Any) -> None:
-    """Every object schema accepts properties it does not name (optional fields added by a later release)."""
-    if isinstance(node, dict):
-        if "properties" in node:
-            node["additionalProperties"] = True
-        for value in node.values():
-            _open_objects(value)
-    elif isinstance(node, list):
-        for value in node:
-            _open_objects(value)
 
 
 def _prune_definitions(schema: dict[str, Any]) -> None:
