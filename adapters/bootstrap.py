@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from adapters.access_log import SqlAccessLog
 from adapters.logging import configure_logging
 from adapters.personal import MasterKeyMissing, Vault, master_key
-from adapters.settings import Settings
+from adapters.settings import Settings, check_code_secret
 from adapters.store import EventStoreApplication, StoreReader, store_env
 from projections.catalogue import all_projections, make_projections
 from projections.read_side import ReadSide
@@ -103,6 +103,7 @@ class Engine:
             patrol_prefix=settings.patrol_prefix,
             clock=self._clock,
             max_event_bytes=settings.max_event_bytes,
+            check_code_secret=check_code_secret(settings),
             access_log=self.access_log,
             vault=self.store.vault,
         )

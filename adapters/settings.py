@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -64,7 +66,9 @@ class Settings(BaseSettings):
 
     # -- HTTP under hostile clients (issue 13) ---------------------------------------------------------
     http_public_rate: float = Field(
-        default=10.0, gt=0, le=10_000,
+        default=10.0,
+        gt=0,
+        le=10_000,
         description="Public reads (Open311 GETs, track, token-less GETs) a client address may make per second",
     )
     http_public_burst: int = Field(
@@ -74,8 +78,16 @@ class Settings(BaseSettings):
         default=2, ge=1, le=64, description="Public reads served at the same time (the rest wait; writes never do)"
     )
     http_idempotency_lease_seconds: float = Field(
-        default=30.0, ge=1, le=3600,
+        default=30.0,
+        ge=1,
+        le=3600,
         description="How long an Idempotency-Key stays claimed by a request that never finished (a killed server)",
+    )
+
+    check_code_secret: str = Field(
+        default="",
+        description="Secret of the check codes citizens get at intake (track needs number + code); empty on "
+        "SQLite: a generated file next to the database (<db>.check-code-secret, 0600)",
     )
 
     @field_validator("timezone")
@@ -129,3 +141,27 @@ class Settings(BaseSettings):
         if not self.database_url.startswith("sqlite://"):
             return None
         return Path(self.database_url.removeprefix("sqlite:///").removeprefix("sqlite://"))
+
+
+def check_code_secret(settings: Settings) -> bytes:
+    """The check codes' secret: ``GRIDCASE_CHECK_CODE_SECRET``, else a file made once (0600) beside the database.
+
+    On SQLite the file is ``<db>.check-code-secret``; on PostgreSQL without the setting, ``var/check-code-secret``
+    under the working directory. Losing or changing the secret changes every citizen's check code.
+    """
+    if settings.check_code_secret:
+        return settings.check_code_secret.encode("utf-8")
+    db = settings.sqlite_path
+    path = Path(f"{db}.check-code-secret") if db is not None and str(db) not in ("", ":memory:") else None
+    if path is None:
+        path = Path("var/check-code-secret")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        else:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_hex(32))
+    return path.read_text(encoding="utf-8").strip().encode("utf-8")

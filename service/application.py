@@ -23,6 +23,7 @@ from domain.personal import Erasure, LookupKind, check_erasure
 from domain.personal_data import check_may_see_personal_data, reason_problem
 from domain.registry import category_id, org_unit_id, worker_id
 from service import cases, patrols, registry
+from service.check_code import check_code, matches
 from service.errors import BadInput
 from service.handling import Handlers, Handling, Result
 from service.numbers import NumberIssuer
@@ -50,8 +51,10 @@ class Service:
     def __init__(self, store: EventStore, *, tz: ZoneInfo, case_prefix: str = "SN", patrol_prefix: str = "PT",
                  clock: Callable[[], datetime] | None = None,
                  max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-                 access_log: AccessLog | None = None, vault: PersonalVault | None = None) -> None:  # fmt: skip
+                 access_log: AccessLog | None = None, vault: PersonalVault | None = None,
+                 check_code_secret: bytes = b"") -> None:  # fmt: skip
         self.tz = tz
+        self._check_code_secret = check_code_secret
         #: Where clear views of personal data are recorded; without one, none is given.
         self.access_log = access_log
         #: Opens and erases personal data (None: a store without sealing, e.g. a bare test store).
@@ -85,8 +88,24 @@ class Service:
             raise out_of_bounds(error) from None
         except EventTooLarge as error:
             raise BadInput(f"{command.command}: {error}") from None
+        if command.command == "case.report" and "case_number" in result:
+            result = {**result, "check_code": self.check_code(str(result["case_number"]))}
         log.info("command", command=command.command, actor=command.actor.id, **result)
         return result
+
+    def check_code(self, number: str) -> str:
+        """The check code printed on the citizen's receipt for this case number (derived, never stored)."""
+        return check_code(self._check_code_secret, number)
+
+    def track(self, number: str, code: str | None) -> str:
+        """The number a citizen's number leads to, if the check code is the number's own.
+
+        A wrong or missing code is refused exactly like an unknown number (:class:`UnknownReference`), so an
+        answer tells a guesser nothing.
+        """
+        if not matches(self._check_code_secret, number, code):
+            raise UnknownReference("case", number, command="case.track")
+        return self.resolve_number(number)
 
     def migrate_case(self, command: c.ReportCase, case_number: str) -> Result:
         """File a case from an older system under its old number: a migration (system or admin), never intake.
@@ -144,6 +163,7 @@ class Service:
         if personal_data:
             self.clear_view(number, viewer=viewer, reason=reason, via=via)
         return history_rows(events, personal_data=personal_data, vault=self.vault)
+
     def erase_person(self, lookup: LookupKind, value: str, *, reason: str, actor: ActorRef) -> Result:
         """Erase a citizen's personal data: delete their key (by phone or ID number) and record that it was done.
 

@@ -118,7 +118,7 @@ def _report_line(line_number: int, code: Exit, result: Result | str, as_json: bo
         emit(row, ensure_ascii=False)
     elif code is Exit.OK:
         assert isinstance(result, dict)
-        out.print(f"line {line_number}: accepted " + " ".join(str(v) for v in result.values()), markup=False,
-                  highlight=False)  # fmt: skip
+        words = [f"(check code / 查询码 {v})" if k == "check_code" else str(v) for k, v in result.items()]
+        out.print(f"line {line_number}: accepted " + " ".join(words), markup=False, highlight=False)
     else:
         out.print(f"line {line_number}: {result}", markup=False, highlight=False)

@@ -33,7 +33,7 @@ from adapters.cli.common import (
     viewer,
 )
 from domain.case_values import CaseState
-from domain.errors import DomainError
+from domain.errors import DomainError, UnknownReference
 from service import BadInput
 
 T = TypeVar("T")
@@ -140,13 +140,26 @@ def case_show(
         number = _found(ref, of_ref)
     assert number is not None
     row = _found(number, lambda read: read.case(number))
+    from adapters.bootstrap import Engine  # noqa: PLC0415 - only the check code needs the write side
+
+    row = {**row, "check_code": Engine(load_settings()).service.check_code(number)}  # for the citizen who lost it
     if ref is not None:
         row = {**row, "external_ref": ref}
     show_record(row, as_json, f"Case {number}" + (f" (reference {ref})" if ref else ""))
 
 
-def case_track(number: Number, as_json: JsonOpt = False) -> None:
-    """The public view of a case by the citizen's number: no personal data, merged numbers followed."""
+def case_track(
+    number: Number,
+    code: Annotated[str | None, typer.Option("--code", help="The check code on the citizen's receipt")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The public view of a case by the citizen's number and check code: no personal data, merges followed."""
+    from adapters.bootstrap import Engine  # noqa: PLC0415 - only track needs the write side
+
+    try:
+        Engine(load_settings()).service.track(number, code)
+    except UnknownReference:
+        _unknown(number)
     found = _found(number, lambda read: read.timeline(number))
     if as_json:
         emit(found, ensure_ascii=False)

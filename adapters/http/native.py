@@ -193,9 +193,21 @@ def duplicates(request: Request, case_number: CaseNumberPath, _caller: Caller) -
 
 
 @router.get("/track/{case_number}", tags=["public"])
-def track(request: Request, case_number: CaseNumberPath, _caller: MaybeCaller = None) -> Response:
-    """The citizen's view by case number: no token needed, no personal data, merged numbers followed."""
+def track(
+    request: Request,
+    case_number: CaseNumberPath,
+    code: Annotated[str | None, Query(max_length=32, description="The check code on the citizen's receipt")] = None,
+    _caller: MaybeCaller = None,
+) -> Response:
+    """The citizen's view by case number and check code: no token needed, no personal data, merges followed.
+
+    A wrong or missing check code answers exactly as an unknown number does (404).
+    """
     runtime = runtime_of(request)
+    try:
+        runtime.service.track(case_number, code)
+    except UnknownReference:
+        raise ApiError(404, "not_found", f"unknown case {case_number!r}") from None
     runtime.wait_fresh()
     found = runtime.read.timeline(case_number)
     if found is None:
@@ -241,9 +253,7 @@ def performance_figures(
 
 
 @router.get("/intake", tags=["queries"])
-def intake(
-    request: Request, _caller: Caller, period: Period, by: Literal["channel", "category", "street"]
-) -> Response:
+def intake(request: Request, _caller: Caller, period: Period, by: Literal["channel", "category", "street"]) -> Response:
     """One window, one number: received, accepted, rejected, merged and minutes to acceptance, per group."""
     _check_period(period)
     runtime = runtime_of(request)

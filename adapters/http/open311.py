@@ -197,7 +197,9 @@ def create_request(
     }
 
     def respond(result: dict[str, Any]) -> Response:
-        answer = [{"service_request_id": result["case_number"], "account_id": account_id,
+        # GeoReport v2 ``token``: the citizen's check code, which the public track view asks for (docs/http.md).
+        answer = [{"service_request_id": result["case_number"], "token": result.get("check_code"),
+                   "account_id": account_id,
                    "service_notice": f"registered as case {result['case_number']}; track it at "
                                      f"/open311/v2/requests/{result['case_number']}.json"}]  # fmt: skip
         return _respond(answer, response_format, "service_requests", "request", 201)
@@ -382,5 +384,3 @@ def request_updates(
         for row in rows
     ]
     return _respond(updates, response_format, "service_request_updates", "request_update")
-
-

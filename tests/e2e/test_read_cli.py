@@ -36,7 +36,8 @@ def test_project_then_query_every_read_model(cli: Cli) -> None:
     assert isinstance(queue, list)
     assert {row["case_number"] for row in queue} == {"SN-20210601-000001", "SN-20210601-000004"}
 
-    track = cli.json("case", "track", "SN-20210601-000002")  # the merged duplicate's own number
+    code = cli.json("case", "show", "SN-20210601-000002")["check_code"]  # type: ignore[index]
+    track = cli.json("case", "track", "SN-20210601-000002", "--code", str(code))  # the merged duplicate's own number
     assert isinstance(track, dict)
     assert track["case_number"] == "SN-20210601-000001"
     assert "13912345678" not in json.dumps(track, ensure_ascii=False)

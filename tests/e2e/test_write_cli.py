@@ -34,8 +34,16 @@ def test_every_documented_example_is_accepted_in_order(cli: Cli) -> None:
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert result.returncode == 0, result.stdout
     assert [r["outcome"] for r in rows[:-1]] == ["ok"] * len(doc_lines())
-    assert rows[-1] == {"summary": {"accepted": len(doc_lines()), "refused": 0, "bad_input": 0, "conflict": 0,
-                                    "unavailable": 0, "internal_error": 0}}
+    assert rows[-1] == {
+        "summary": {
+            "accepted": len(doc_lines()),
+            "refused": 0,
+            "bad_input": 0,
+            "conflict": 0,
+            "unavailable": 0,
+            "internal_error": 0,
+        }
+    }
 
 
 def test_docs_show_every_command_and_match_the_schema() -> None:
@@ -120,7 +128,7 @@ def test_apply_mixes_good_refused_and_malformed_lines(cli: Cli) -> None:
     result = cli("apply", "-", stdin="\n".join(lines) + "\n")
     out = result.stdout.splitlines()
     assert result.returncode == 3  # the worst outcome met: refused
-    assert out[0] == "line 1: accepted SN-20210605-000001 reported"
+    assert out[0].startswith("line 1: accepted SN-20210605-000001 reported (check code / 查询码 ")
     assert out[1].startswith("line 2: refused:")
     assert "SN-20210601-000004" in out[1] and "accepted" in out[1] and "sign" in out[1]
     assert out[2].startswith("line 3: bad input: malformed JSON")

@@ -37,8 +37,10 @@ def test_thirty_token_less_readers_do_not_starve_intake(tmp_path: Path) -> None:
     seed(url)
     token = issue_tokens(url, ("operator",))["operator"]
     limits = {"GRIDCASE_HTTP_PUBLIC_RATE": "0.5", "GRIDCASE_HTTP_PUBLIC_BURST": "2"}
-    with serve_process(url, **limits) as served, \
-            httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as operator:
+    with (
+        serve_process(url, **limits) as served,
+        httpx.Client(base_url=served.url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as operator,
+    ):
         for _ in range(250):  # enough cases that a full page is real work
             _file(operator)
         _file(operator)
