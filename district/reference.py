@@ -199,7 +199,7 @@ def reference_commands(at: datetime) -> Iterator[AnyCommand]:  # noqa: C901, PLR
         yield c.DefineCategory(actor=actor, at=at, code=category.code, group=group,
                                group_name=data.groups[group].name, group_name_en=data.groups[group].name_en,
                                name=category.name, name_en=category.name_en, default_unit=category.default_unit,
-                               sla_class=category.sla_class)  # fmt: skip
+                               sla_class=category.sla_class, location_public=category.location_public)  # fmt: skip
     yield c.PublishSlaPolicy(actor=actor, at=at, version=data.sla_version, rules=data.sla_rules)
     holidays, workdays = holiday_calendar()
     yield c.PublishCalendar(actor=actor, at=at, version=data.calendar_version, holidays=holidays, workdays=workdays)

@@ -76,6 +76,8 @@ class CategoryRow(Named):
     code: str
     default_unit: str
     sla_class: SlaClass
+    #: False: public views show only the grid of its cases (a dispute, a care visit).
+    location_public: bool = True
 
 
 class PublicHoliday(Table):

@@ -302,6 +302,16 @@ class DefineCategory(Command):
     name_en: Name
     default_unit: Code
     sla_class: SlaClass
+    #: Whether public views may show where its cases are; False shows only the grid (docs/privacy.md).
+    location_public: bool = True
+
+
+class SetCategoryLocation(Command):
+    """Say whether public views may show where cases of a category are (False: only the grid)."""
+
+    command: Literal["registry.category-location"] = "registry.category-location"
+    code: Code
+    location_public: bool
 
 
 class PublishSlaPolicy(Command):
@@ -351,6 +361,7 @@ AnyCommand = Annotated[
     | AssignWorker
     | UnassignWorker
     | DefineCategory
+    | SetCategoryLocation
     | PublishSlaPolicy
     | PublishCalendar,
     Field(discriminator="command"),

@@ -43,3 +43,15 @@ def reason_problem(reason: str | None) -> str | None:
     if len(reason) > REASON_MAX:
         return f"is {len(reason):,} characters long; at most {REASON_MAX:,}"
     return text_problem(reason, multiline=False)
+
+
+def public_place(location_public: bool | None, address: str | None, lat: float | None,
+                 lon: float | None) -> tuple[str | None, float | None, float | None]:  # fmt: skip
+    """Where a public view may say a case is: its address and position, or nothing finer than its grid.
+
+    ``location_public`` is the category's flag (:class:`domain.registry.Category`); None, a category the
+    catalogue does not know, is treated as not public: a location is shown only when the catalogue says so.
+    """
+    if location_public is not True:
+        return None, None, None
+    return address, lat, lon

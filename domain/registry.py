@@ -296,6 +296,14 @@ class Category(Aggregate):
         #: ``grid`` (the grid's own workers) or a department code.
         default_unit: Code
         sla_class: SlaClass
+        #: Whether public views may show where such a case is (a street light: yes; a neighbour dispute, an elderly
+        #: visit: no, only the grid). Events recorded before the flag existed load as public, as they were shown.
+        location_public: bool = True
+
+    class LocationVisibilitySet(Aggregate.Event):
+        """The catalogue changes whether the public may see where cases of this category are."""
+
+        location_public: bool
 
     @classmethod
     def define(
@@ -311,6 +319,7 @@ class Category(Aggregate):
         sla_class: SlaClass,
         actor: ActorRef,
         at: datetime,
+        location_public: bool = True,
     ) -> Category:
         """Add a category to the catalogue."""
         _check_registrar(f"category {code}", "new", "registry.category", actor)
@@ -324,6 +333,7 @@ class Category(Aggregate):
             name_en=name_en,
             default_unit=default_unit,
             sla_class=sla_class,
+            location_public=location_public,
             actor=actor,
             occurred_at=at,
         )
@@ -344,6 +354,7 @@ class Category(Aggregate):
         sla_class: SlaClass,
         actor: ActorRef,
         occurred_at: datetime,
+        location_public: bool = True,
     ) -> None:
         self.code = code
         self.group = group
@@ -353,6 +364,17 @@ class Category(Aggregate):
         self.name_en = name_en
         self.default_unit = default_unit
         self.sla_class = sla_class
+        self.location_public = location_public
+
+    def set_location_visibility(self, actor: ActorRef, location_public: bool, at: datetime) -> None:
+        """Say whether public views may show where cases of this category are (only a change is recorded)."""
+        _check_registrar(f"category {self.code}", "defined", "registry.category-location", actor)
+        if location_public != self.location_public:
+            self._visibility(location_public=location_public, actor=actor, occurred_at=at)
+
+    @event(LocationVisibilitySet)
+    def _visibility(self, location_public: bool, actor: ActorRef, occurred_at: datetime) -> None:
+        self.location_public = location_public
 
 
 SLA_POLICY_ID = id_for("policy", "sla")

@@ -143,11 +143,21 @@ def _category(handling: Handling, command: c.DefineCategory) -> Result:
         name_en=command.name_en,
         default_unit=command.default_unit,
         sla_class=command.sla_class,
+        location_public=command.location_public,
         actor=command.actor,
         at=at,
     )
     _save_new(handling, category, "category", command.code, command.command)
     return {"code": category.code, "sla_class": category.sla_class}
+
+
+@handlers.of(c.SetCategoryLocation)
+def _category_location(handling: Handling, command: c.SetCategoryLocation) -> Result:
+    at = handling.when(command)
+    category = handling.load(Category, category_id(command.code), "category", command.code, command.command)
+    category.set_location_visibility(command.actor, command.location_public, at)
+    handling.work.save(category)
+    return {"code": category.code, "location_public": category.location_public}
 
 
 @handlers.of(c.PublishSlaPolicy)

@@ -353,12 +353,27 @@ def registry_category(code: Annotated[str, typer.Option()], group: Annotated[str
                       name: Annotated[str, typer.Option()], name_en: Annotated[str, typer.Option()],
                       default_unit: Annotated[str, typer.Option(help="'grid' or a department code")],
                       sla_class: Annotated[str, typer.Option(help="A, B or C")],
+                      location_public: Annotated[bool, typer.Option(
+                          "--location-public/--location-private",
+                          help="Whether public views show where its cases are (private: only the grid)")] = True,
                       actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
                       as_json: JsonOpt = False) -> None:  # fmt: skip
     """Add a category to the catalogue."""
     fields = {"code": code, "group": group, "group_name": group_name, "group_name_en": group_name_en, "name": name,
-              "name_en": name_en, "default_unit": default_unit, "sla_class": sla_class}  # fmt: skip
+              "name_en": name_en, "default_unit": default_unit, "sla_class": sla_class,
+              "location_public": location_public}  # fmt: skip
     _run("registry.category", fields, actor, role, unit, at, as_json)
+
+
+@registry_app.command("category-location")
+def registry_category_location(code: Annotated[str, typer.Option()],
+                               location_public: Annotated[bool, typer.Option(
+                                   "--public/--private", help="Public views show its cases' place, or the grid")],
+                               actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                               as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Say whether public views may show where cases of a category are."""
+    _run("registry.category-location", {"code": code, "location_public": location_public}, actor, role, unit, at,
+         as_json)  # fmt: skip
 
 
 @registry_app.command("sla-policy")

@@ -23,6 +23,7 @@ import re
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from eventsourcing.utils import get_topic
 
@@ -33,7 +34,8 @@ if TYPE_CHECKING:
 
 #: The district's bounding box (Qingdao Shinan, WGS84): south, west, north, east.
 DISTRICT_BOUNDS = (36.040, 120.300, 36.100, 120.450)
-_TOPICS = (get_topic(Category.CategoryDefined), get_topic(OrgUnit.OrgUnitCreated))
+_TOPICS = (get_topic(Category.CategoryDefined), get_topic(OrgUnit.OrgUnitCreated),
+           get_topic(Category.LocationVisibilitySet))  # fmt: skip
 _GRID_CODE = re.compile(r"[A-Z]{2,6}\d{2}-C\d{2}-[GZ]\d{2,4}")
 _PAGE = 5_000
 
@@ -57,6 +59,7 @@ class Catalogue:
         self.reader = reader
         self.categories: dict[str, dict[str, Any]] = {}
         self.units: dict[str, Unit] = {}
+        self._category_codes: dict[UUID | str, str] = {}
         self._base_grids: list[str] = []
         self._seen = 0
         self._lock = threading.Lock()
@@ -72,7 +75,7 @@ class Catalogue:
             while start < top:
                 found = self.reader.read(start, _PAGE, stop=top, topics=_TOPICS)
                 for notification in found:
-                    self._fold(notification.topic, json.loads(notification.state))
+                    self._fold(notification.topic, notification.originator_id, json.loads(notification.state))
                     changed = True
                 if len(found) < _PAGE:
                     break
@@ -83,9 +86,14 @@ class Catalogue:
                     code for code, unit in self.units.items() if unit.kind == "grid" and unit.grid_kind == "base"
                 )
 
-    def _fold(self, topic: str, data: dict[str, Any]) -> None:
+    def _fold(self, topic: str, originator: UUID | str, data: dict[str, Any]) -> None:
         if topic == _TOPICS[0]:
             self.categories[data["code"]] = data
+            self._category_codes[originator] = data["code"]
+        elif topic == _TOPICS[2]:
+            code = self._category_codes.get(originator)
+            if code is not None:
+                self.categories[code] = {**self.categories[code], "location_public": data["location_public"]}
         else:
             self.units[data["code"]] = Unit(data["code"], data["kind"], data["name"], data.get("name_en"),
                                             data.get("parent"), data.get("grid_kind"))  # fmt: skip

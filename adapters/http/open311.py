@@ -23,6 +23,7 @@ from adapters.http.errors import ApiError
 from adapters.http.execution import build, idempotent, run
 from adapters.http.xml import to_xml
 from domain.bounds import moment_problem, text_problem
+from domain.personal_data import public_place
 from projections.case_status import CLOSED_STATES, OPEN_STATES, STATE_AFTER, case_status, case_timeline
 
 if TYPE_CHECKING:
@@ -257,6 +258,8 @@ def request_view(row: Any, runtime: Runtime) -> dict[str, Any]:
     """A case as an Open311 service request (public: description and address masked, no reporter)."""
     category = runtime.catalogue.categories.get(row.category)
     notes = row.state if row.merged_into is None else f"{row.state} into {row.merged_into}"
+    shown = None if category is None else bool(category.get("location_public", True))
+    address, lat, lon = public_place(shown, row.address, row.lat, row.lon)  # only the grid for a dispute, a visit
     return {
         "service_request_id": row.case_number,
         "status": "closed" if row.state in CLOSED_STATES else "open",
@@ -269,11 +272,11 @@ def request_view(row: Any, runtime: Runtime) -> dict[str, Any]:
         "requested_datetime": _w3c(row.reported_at, runtime),
         "updated_datetime": _w3c(row.last_event_at, runtime),
         "expected_datetime": _w3c(row.resolve_by, runtime),
-        "address": row.address,
+        "address": address,
         "address_id": row.grid,
         "zipcode": None,
-        "lat": row.lat,
-        "long": row.lon,
+        "lat": lat,
+        "long": lon,
         "media_url": None,
         "extended_attributes": {
             "state": row.state,
