@@ -39,10 +39,27 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return found
 
 
+#: ``${NAME:?message}``: compose takes the value from the operator's environment and refuses to start without it.
+REQUIRED = re.compile(r"^\$\{(?P<name>[A-Z_]+):\?(?P<message>[^}]+)\}$")
+#: Values that must never be written into the file: every process gets the operator's.
+SECRETS = {"GRIDCASE_MASTER_KEY", "GRIDCASE_CHECK_CODE_SECRET"}
+#: What an operator would set, for reading the layout as the engine would.
+OPERATOR = {"GRIDCASE_MASTER_KEY": base64.b64encode(bytes(range(32))).decode(), "GRIDCASE_CHECK_CODE_SECRET": "ab" * 32}
+
+
 def env(service: dict[str, Any]) -> dict[str, str]:
     environment = service.get("environment", {})
     assert isinstance(environment, dict), "environment as a mapping, so keys can be checked"
     return environment
+
+
+def interpolated(environment: dict[str, str]) -> dict[str, str]:
+    """The environment as compose gives it, with the operator's values of the required variables."""
+    out = {}
+    for key, value in environment.items():
+        required = REQUIRED.match(value) if isinstance(value, str) else None
+        out[key] = OPERATOR[required.group("name")] if required else value
+    return out
 
 
 def kafka_listeners(kafka: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
@@ -97,12 +114,23 @@ def test_engine_environment_is_the_settings_model(
     assert all(isinstance(v, str) for v in environment.values()), "quote values: compose refuses YAML booleans"
     for key in [k for k in os.environ if k.startswith("GRIDCASE_")]:
         monkeypatch.delenv(key)
-    for key, value in environment.items():
+    for key, value in interpolated(environment).items():
         monkeypatch.setenv(key, value)
     settings = Settings()  # raises on a value the model refuses
     assert settings.log_format == "json"
     assert settings.projections_source == "kafka"
     assert settings.database_url.startswith("postgresql://")
+
+
+@pytest.mark.parametrize("name", ENGINE)
+def test_secrets_come_from_the_operator_and_compose_refuses_to_start_without_them(
+    services: dict[str, dict[str, Any]], name: str
+) -> None:
+    environment = env(services[name])
+    for key in SECRETS:
+        required = REQUIRED.match(environment.get(key, ""))
+        assert required is not None, f"{key} must be ${{{key}:?...}}, not a value in the file"
+        assert required.group("name") == key and "set " + key in required.group("message")
 
 
 def test_engine_processes_find_kafka_on_its_internal_listener(services: dict[str, dict[str, Any]]) -> None:
