@@ -10,7 +10,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,7 +24,7 @@ from district.simulator import SimulationConfig, Simulator, World
 from domain.base import ActorRef, Role
 from domain.personal import LookupKind, is_sealed
 from tests.conftest import make_settings
-from tests.support import App, make_app
+from tests.support import App, make_app, run
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -114,6 +114,9 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Published:
         world = World(reference_commands(REFERENCE_AT), 30)
         Simulator(service, reader, world, SimulationConfig(days=7, seed=11, grids=30, start=date(2021, 6, 1))).run()
         erase_one_reporter(service)  # PersonalDataErased occurs too
+        run(service, command="registry.category-location", actor={"id": "admin", "role": "admin"},
+            at=datetime(2021, 6, 8, tzinfo=UTC),
+            code="facility.manhole", location_public=False)  # and LocationVisibilitySet  # fmt: skip
         return published_stream(service)
     finally:
         service.close()
