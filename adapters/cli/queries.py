@@ -32,6 +32,8 @@ from adapters.cli.common import (
     show_rows,
     viewer,
 )
+from adapters.cli.computed import FormatOpt, OccurredOpt, OutputOpt, RecordedOpt, deliver, output_of, read_at
+from adapters.query_export import case_list_schema, intake_schema, performance_schema
 from domain.case_values import CaseState
 from domain.errors import DomainError, UnknownReference
 from service import BadInput
@@ -171,46 +173,48 @@ def case_track(
 def queue(
     unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
     state: Annotated[str | None, typer.Option(help="reported, accepted, dispatched, in_progress, …")] = None,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cases of an org unit in a state."""
+    """Cases of an org unit in a state (as of a cut-off if given; exported with --format csv|parquet --output)."""
+    from projections.case_status_queries import queue as cases  # noqa: PLC0415
+
     one_of(state, (s.value for s in CaseState), "--state")
+    shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_side(settings) as read:
-        rows = read.queue(unit, state)
-    columns = [
-        "case_number",
-        "state",
-        "level",
-        "category",
-        "grid",
-        "handler_id",
-        "reported_at",
-        "resolve_by",
-        "overdue",
-    ]
-    show_rows(rows, as_json, f"Queue {unit or 'all'} / {state or 'any state'}", columns)
+    with read_at(settings, ["case_status"], as_of_recorded, as_of_occurred) as at:
+        rows = cases(at.connection, unit, state, at.judged_at)
+        deliver(rows, shown, name="queue", arguments={"unit": unit, "state": state}, at=at, judged=True,
+                title=f"Queue {unit or 'all'} / {state or 'any state'}", columns=QUEUE_COLUMNS,
+                schema=case_list_schema())  # fmt: skip
+
+
+QUEUE_COLUMNS = ["case_number", "state", "level", "category", "grid", "handler_id", "reported_at", "resolve_by",
+                 "overdue"]  # fmt: skip
+OVERDUE_COLUMNS = ["case_number", "state", "category", "street", "handler_kind", "handler_id", "resolve_by",
+                   "suspended_seconds"]  # fmt: skip
 
 
 def overdue(
     unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open cases past their resolve-by deadline on the SLA clock (parked time removed)."""
+    """Open cases past their resolve-by deadline on the SLA clock (parked time removed); judged now or at the cut."""
+    from projections.case_status_queries import overdue as late  # noqa: PLC0415
+
+    shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_side(settings) as read:
-        rows = read.overdue(unit)
-    columns = [
-        "case_number",
-        "state",
-        "category",
-        "street",
-        "handler_kind",
-        "handler_id",
-        "resolve_by",
-        "suspended_seconds",
-    ]
-    show_rows(rows, as_json, "Overdue cases", columns)
+    with read_at(settings, ["case_status"], as_of_recorded, as_of_occurred) as at:
+        rows = late(at.connection, unit, at.judged_at)
+        deliver(rows, shown, name="overdue", arguments={"unit": unit}, at=at, judged=True, title="Overdue cases",
+                columns=OVERDUE_COLUMNS, schema=case_list_schema())  # fmt: skip
 
 
 def performance(
@@ -221,6 +225,10 @@ def performance(
     community: Annotated[str | None, typer.Option()] = None,
     street: Annotated[str | None, typer.Option()] = None,
     district: Annotated[bool, typer.Option("--district", help="The whole district")] = False,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Figures of a worker, department, grid, community, street or the district for a period."""
@@ -236,19 +244,23 @@ def performance(
             "bad input: give exactly one of --worker, --department, --grid, --community, --street, --district",
         )
     parse_period(period)
+    shown = output_of(output_format, output, as_json)
     kind, code = given[0]
     settings = load_settings()
-    with read_side(settings) as read, read.engine.connect() as connection:
-        rows = figures(connection, kind, period, code)
-    if as_json:
-        emit(rows, ensure_ascii=False)
-        return
-    show_record(rows[0], as_json, f"{kind} {code}, {period}")
+    with read_at(settings, ["performance"], as_of_recorded, as_of_occurred) as at:
+        rows = figures(at.connection, kind, period, code)
+        arguments = {"period": period, **chosen, "district": district}
+        deliver(rows, shown, name="performance", arguments=arguments, at=at, title=f"{kind} {code}, {period}",
+                record=True, schema=performance_schema(kind))  # fmt: skip
 
 
 def intake(
     by: Annotated[str, typer.Option(help="channel, category or street")],
     period: Annotated[str, typer.Option(help="2021, 2021-06 or 2021-06-01")],
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One window, one number: received, accepted, rejected, merged, time to acceptance, by group."""
@@ -256,10 +268,12 @@ def intake(
 
     one_of(by, ("channel", "category", "street"), "--by")
     parse_period(period)
+    shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_side(settings) as read, read.engine.connect() as connection:
-        rows = intake_figures(connection, by, period)  # type: ignore[arg-type]
-    show_rows(rows, as_json, f"Intake by {by}, {period}")
+    with read_at(settings, ["intake"], as_of_recorded, as_of_occurred) as at:
+        rows = intake_figures(at.connection, by, period)  # type: ignore[arg-type]
+        deliver(rows, shown, name="intake", arguments={"by": by, "period": period}, at=at,
+                title=f"Intake by {by}, {period}", schema=intake_schema(by))  # fmt: skip
 
 
 def duplicates(number: Number, as_json: JsonOpt = False) -> None:
