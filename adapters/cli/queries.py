@@ -1,4 +1,4 @@
-"""The queries: a case's history and status, the public timeline, queues, overdue cases, figures, dead letters.
+"""The queries: a case's history and status, the public timeline, queues, overdue cases, figures.
 
 They read the read models (caught up first) or, for a history, the store; tables for
 people, ``--json`` for machines (adapters/cli/common.py).
@@ -53,7 +53,7 @@ def register(app: typer.Typer, case_app: typer.Typer) -> None:
     case_app.command("show")(case_show)
     case_app.command("track")(case_track)
     for name, command in (("queue", queue), ("overdue", overdue), ("performance", performance), ("intake", intake),
-                          ("duplicates", duplicates), ("deadletters", deadletters_command)):  # fmt: skip
+                          ("duplicates", duplicates)):  # fmt: skip
         app.command(name)(command)
 
 
@@ -287,29 +287,3 @@ def duplicates(number: Number, as_json: JsonOpt = False) -> None:
         with read.engine.connect() as connection:
             rows = possible_duplicates(connection, number)
     show_rows(rows, as_json, f"Possible duplicates of {number}")
-
-
-def deadletters_command(
-    retry: Annotated[
-        bool, typer.Option("--retry", help="Apply each dead-lettered event again, with the rest of its case's events")
-    ] = False,
-    as_json: JsonOpt = False,
-) -> None:
-    """Events a projection could not apply or write, with the error; --retry applies them again, in order."""
-    from sqlalchemy import select  # noqa: PLC0415
-
-    from projections.sql import deadletters  # noqa: PLC0415
-
-    settings = load_settings()
-    with read_side(settings, catch_up=False) as read:
-        outcome = read.runner.retry_deadletters() if retry else None
-        with read.engine.connect() as connection:
-            rows = [
-                dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
-            ]
-    for row in rows:
-        row["failed_at"] = str(row["failed_at"])
-        row["error"] = row["error"].strip().splitlines()[-1] if not as_json else row["error"]
-    if outcome is not None and not as_json:
-        out.print(f"retried: {outcome[0]} applied, {outcome[1]} still failing", highlight=False)
-    show_rows(rows, as_json, "Dead letters", ["projection", "position", "event_type", "attempts", "failed_at", "error"])
