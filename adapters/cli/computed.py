@@ -13,7 +13,7 @@ export is made again later, to the digit, by the same command with
 from __future__ import annotations
 
 import shlex
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from replay.review import review_rows
 from replay.source import cut_off, head, position_known_at
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from sqlalchemy import Connection
 
@@ -84,9 +84,8 @@ def output_of(output_format: str, output: Path | None, as_json: bool) -> Output:
 
 @dataclass(frozen=True)
 class At:
-    """A connection to read models and what they hold: the store position, the cut-offs, the code versions."""
+    """What rows were computed from: the store position, the cut-offs, the judging moment, the code versions."""
 
-    connection: Connection
     position: int
     cutoff_recorded: str | None
     cutoff_occurred: str | None
@@ -94,52 +93,62 @@ class At:
     versions: dict[str, int]
 
 
+#: A query over read models: a connection to them and the moment "overdue" is judged at, to rows.
+Query = Callable[["Connection", datetime], list[dict[str, Any]]]
+#: How often a live query is read again when the read models moved while it read.
+_ATTEMPTS = 5
+
+
 def iso(moment_: datetime) -> str:
     """A moment as the cut-offs are written: UTC, to the microsecond, with Z."""
     return from_micros(to_micros(moment_)).astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-@contextmanager
-def read_at(settings: Settings, names: Sequence[str], recorded: str | None, occurred: str | None) -> Iterator[At]:
-    """The read models ``names`` as they are now, or as of the cut-offs given (built from the store)."""
+def query_at(
+    settings: Settings, names: Sequence[str], recorded: str | None, occurred: str | None, query: Query
+) -> tuple[list[dict[str, Any]], At]:
+    """A query's rows on the read models ``names``, now or as of the cut-offs, and what they were computed from.
+
+    With a cut-off (or read models fed from Kafka) the read models are built from the store up to it first.
+    """
     cut_recorded = moment(recorded, settings, "--as-of-recorded")
     cut_occurred = moment(occurred, settings, "--as-of-occurred")
     store = make_engine(settings.database_url)
     try:
         if cut_recorded is None and cut_occurred is None and settings.projections_source == "store":
-            with _live(settings, store, names) as at:
-                yield at
-            return
+            return _live(settings, store, names, query)
         # Kafka-fed read models track offsets, not store positions: an export from them is built from the store.
-        with _built(settings, store, names, cut_recorded, cut_occurred) as at:
-            yield at
+        return _built(settings, store, names, cut_recorded, cut_occurred, query)
     finally:
         store.dispose()
 
 
-@contextmanager
-def _live(settings: Settings, store: Any, names: Sequence[str]) -> Iterator[At]:
+def _live(settings: Settings, store: Any, names: Sequence[str], query: Query) -> tuple[list[dict[str, Any]], At]:
     with read_side(settings) as read, read.engine.connect() as connection:
-        position = min(stored_position(connection, name) for name in names)
+        for _ in range(_ATTEMPTS):
+            position = min(stored_position(connection, name) for name in names)
+            now = datetime.now(UTC)
+            rows = query(connection, now)
+            # Another runner (project --follow, the API's) may have moved the read models while the query read:
+            # then read again, so the rows are exactly those of one position.
+            if min(stored_position(connection, name) for name in names) == position:
+                break
         stored = dict(connection.execute(select(projection_versions.c.name, projection_versions.c.version)).all())
-        now = datetime.now(UTC)
-        with store.connect() as log:
-            # "As the store held it now" names exactly this position when nothing came in since the catch-up;
-            # otherwise the commit time of the position itself does.
-            if position_known_at(log, now) == position:
-                recorded: str | None = iso(now)
-            else:
-                committed = log.execute(
-                    select(event_chain.c.committed_at).where(event_chain.c.position == position)
-                ).scalar()
-                recorded = None if committed is None else iso(from_micros(int(committed)))
-        versions = {name: int(stored.get(name, 1)) for name in names}
-        yield At(connection, position, recorded, None, now, versions)
+    with store.connect() as log:
+        # "As the store held it at the moment of the query" names exactly this position when nothing came in
+        # since the catch-up; otherwise the commit time of the position itself does.
+        if position_known_at(log, now) == position:
+            recorded: str | None = iso(now)
+        else:
+            committed = log.execute(select(event_chain.c.committed_at).where(event_chain.c.position == position))
+            found = committed.scalar()
+            recorded = None if found is None else iso(from_micros(int(found)))
+    versions = {name: int(stored.get(name, 1)) for name in names}
+    return rows, At(position, recorded, None, now, versions)
 
 
-@contextmanager
 def _built(settings: Settings, store: Any, names: Sequence[str], recorded: datetime | None,
-           occurred: datetime | None) -> Iterator[At]:  # fmt: skip
+           occurred: datetime | None, query: Query) -> tuple[list[dict[str, Any]], At]:  # fmt: skip
     from adapters.bootstrap import bootstrap  # noqa: PLC0415
     from replay.build import build, scratch_of, temporary  # noqa: PLC0415
 
@@ -153,14 +162,15 @@ def _built(settings: Settings, store: Any, names: Sequence[str], recorded: datet
     engine = bootstrap(settings)
     try:
         projections = make_projections(names, settings.tz)
+        judged = occurred or recorded or datetime.now(UTC)
         with scratch_of(temporary()) as scratch:
             build(scratch.engine, cut_off(engine.reader.read, last=last, occurred=occurred), projections)
-            judged = occurred or recorded or datetime.now(UTC)
             with scratch.engine.connect() as connection:
-                yield At(connection, last, cutoff, None if occurred is None else iso(occurred), judged,
-                         {p.name: p.version for p in projections})  # fmt: skip
+                rows = query(connection, judged)
     finally:
         engine.close()
+    at = At(last, cutoff, None if occurred is None else iso(occurred), judged, {p.name: p.version for p in projections})
+    return rows, at
 
 
 def command_line(name: str, arguments: dict[str, Any], at: At, output: Output) -> str:

@@ -32,7 +32,7 @@ from adapters.cli.common import (
     show_rows,
     viewer,
 )
-from adapters.cli.computed import FormatOpt, OccurredOpt, OutputOpt, RecordedOpt, deliver, output_of, read_at
+from adapters.cli.computed import FormatOpt, OccurredOpt, OutputOpt, RecordedOpt, deliver, output_of, query_at
 from adapters.query_export import case_list_schema, intake_schema, performance_schema
 from domain.case_values import CaseState
 from domain.errors import DomainError, UnknownReference
@@ -185,9 +185,9 @@ def queue(
     one_of(state, (s.value for s in CaseState), "--state")
     shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_at(settings, ["case_status"], as_of_recorded, as_of_occurred) as at:
-        rows = cases(at.connection, unit, state, at.judged_at)
-        deliver(rows, shown, name="queue", arguments={"unit": unit, "state": state}, at=at, judged=True,
+    rows, at = query_at(settings, ["case_status"], as_of_recorded, as_of_occurred,
+                        lambda connection, now: cases(connection, unit, state, now))  # fmt: skip
+    deliver(rows, shown, name="queue", arguments={"unit": unit, "state": state}, at=at, judged=True,
                 title=f"Queue {unit or 'all'} / {state or 'any state'}", columns=QUEUE_COLUMNS,
                 schema=case_list_schema())  # fmt: skip
 
@@ -211,9 +211,9 @@ def overdue(
 
     shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_at(settings, ["case_status"], as_of_recorded, as_of_occurred) as at:
-        rows = late(at.connection, unit, at.judged_at)
-        deliver(rows, shown, name="overdue", arguments={"unit": unit}, at=at, judged=True, title="Overdue cases",
+    rows, at = query_at(settings, ["case_status"], as_of_recorded, as_of_occurred,
+                        lambda connection, now: late(connection, unit, now))  # fmt: skip
+    deliver(rows, shown, name="overdue", arguments={"unit": unit}, at=at, judged=True, title="Overdue cases",
                 columns=OVERDUE_COLUMNS, schema=case_list_schema())  # fmt: skip
 
 
@@ -247,10 +247,10 @@ def performance(
     shown = output_of(output_format, output, as_json)
     kind, code = given[0]
     settings = load_settings()
-    with read_at(settings, ["performance"], as_of_recorded, as_of_occurred) as at:
-        rows = figures(at.connection, kind, period, code)
-        arguments = {"period": period, **chosen, "district": district}
-        deliver(rows, shown, name="performance", arguments=arguments, at=at, title=f"{kind} {code}, {period}",
+    rows, at = query_at(settings, ["performance"], as_of_recorded, as_of_occurred,
+                        lambda connection, _now: figures(connection, kind, period, code))  # fmt: skip
+    arguments = {"period": period, **chosen, "district": district}
+    deliver(rows, shown, name="performance", arguments=arguments, at=at, title=f"{kind} {code}, {period}",
                 record=True, schema=performance_schema(kind))  # fmt: skip
 
 
@@ -270,9 +270,9 @@ def intake(
     parse_period(period)
     shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_at(settings, ["intake"], as_of_recorded, as_of_occurred) as at:
-        rows = intake_figures(at.connection, by, period)  # type: ignore[arg-type]
-        deliver(rows, shown, name="intake", arguments={"by": by, "period": period}, at=at,
+    rows, at = query_at(settings, ["intake"], as_of_recorded, as_of_occurred,
+                        lambda connection, _now: intake_figures(connection, by, period))  # type: ignore[arg-type]
+    deliver(rows, shown, name="intake", arguments={"by": by, "period": period}, at=at,
                 title=f"Intake by {by}, {period}", schema=intake_schema(by))  # fmt: skip
 
 
