@@ -173,9 +173,9 @@ def _built(settings: Settings, store: Any, names: Sequence[str], recorded: datet
     return rows, at
 
 
-def command_line(name: str, arguments: dict[str, Any], at: At, output: Output) -> str:
+def command_line(name: str, arguments: dict[str, Any], at: At, output: Output, positional: Sequence[str] = ()) -> str:
     """The command that makes this export again: the same query, the cut-offs it was computed at, the same file."""
-    words = ["gridcase", *name.split()]
+    words = ["gridcase", *name.split(), *positional]
     for option, value in arguments.items():
         if value is True:
             words.append(f"--{option}")
@@ -201,6 +201,7 @@ def deliver(
     record: bool = False,
     judged: bool = False,
     schema: dict[str, str] | None = None,
+    positional: Sequence[str] = (),
 ) -> None:
     """The rows as a table (``record``: one record as two columns), as JSON, or exported with their provenance."""
     if output.form == "json":
@@ -215,13 +216,14 @@ def deliver(
     assert output.path is not None
     provenance = Provenance(
         export=name,
-        arguments={key: value for key, value in arguments.items() if value not in (None, False)},
+        arguments={**({"positional": list(positional)} if positional else {}),
+                   **{key: value for key, value in arguments.items() if value not in (None, False)}},
         rule_version={f"read model {key}": f"v{value}" for key, value in at.versions.items()},
         position=at.position,
         cutoff_recorded=at.cutoff_recorded,
         cutoff_occurred=at.cutoff_occurred,
         judged_at=iso(at.judged_at) if judged else None,
-        reproduce=command_line(name, arguments, at, output),
+        reproduce=command_line(name, arguments, at, output, positional),
     )
     document = write_export(output.path, output.form, rows, provenance, schema)
     out.print(

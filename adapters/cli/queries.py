@@ -6,6 +6,7 @@ people, ``--json`` for machines (adapters/cli/common.py).
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -276,14 +277,36 @@ def intake(
                 title=f"Intake by {by}, {period}", schema=intake_schema(by))  # fmt: skip
 
 
-def duplicates(number: Number, as_json: JsonOpt = False) -> None:
+class _NoSuchCase(LookupError):
+    """The case asked about is not in the read models (at the cut-off, if one is given)."""
+
+
+DUPLICATE_SCHEMA = {"case_number": "VARCHAR", "state": "VARCHAR", "reported_at": "VARCHAR", "distance_m": "DOUBLE"}
+
+
+def duplicates(
+    number: Number,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Open cases that may be the same matter: same category and grid, close in place and time."""
+    from projections.case_status_queries import iso, status_of  # noqa: PLC0415
     from projections.intake_queries import possible_duplicates  # noqa: PLC0415
 
-    settings = load_settings()
-    with read_side(settings) as read:
-        if read.case(number) is None:
-            _unknown(number)
-        with read.engine.connect() as connection:
-            rows = possible_duplicates(connection, number)
-    show_rows(rows, as_json, f"Possible duplicates of {number}")
+    shown = output_of(output_format, output, as_json)
+
+    def found(connection: Any, _now: Any) -> list[dict[str, Any]]:
+        if status_of(connection, number) is None:
+            raise _NoSuchCase(number)
+        rows = possible_duplicates(connection, number)
+        return [{**row, "reported_at": iso(row["reported_at"].astimezone(UTC).replace(tzinfo=None))} for row in rows]
+
+    try:
+        rows, at = query_at(load_settings(), ["case_status"], as_of_recorded, as_of_occurred, found)
+    except _NoSuchCase:
+        _unknown(number)
+    deliver(rows, shown, name="duplicates", arguments={}, positional=[number], at=at,
+            title=f"Possible duplicates of {number}", schema=DUPLICATE_SCHEMA)  # fmt: skip

@@ -22,6 +22,7 @@ QUERIES: list[tuple[str, ...]] = [
     ("intake", "--by", "channel", "--period", "2021"),
     ("queue", "--unit", "SN08"),
     ("overdue",),
+    ("duplicates", "SN-20210601-000005"),  # --json printed times it could not encode before it was an export
     ("review", "--period", "2021", "--rules", RULES),
 ]
 
@@ -92,7 +93,6 @@ def same(found: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> None:
 
 def test_every_export_reads_back_as_its_json(cli: Cli, tmp_path: Path) -> None:
     seed(cli)
-    cli("project", check=True)
     for query in QUERIES:
         document = cli.json(*query)
         wanted = expected(document, query[0])
