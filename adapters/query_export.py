@@ -86,16 +86,16 @@ def write_export(
     flat = flat_rows(rows)
     names = column_names(flat, list(schema or ()))
     types = {**column_types(flat, names), **(schema or {})}
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(handle)
+    # Beside the target (the same file system, so the rename is atomic), made like any new file (the umask's mode).
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         if form == "csv":
-            Path(temporary).write_text(csv_text(flat, names), encoding="utf-8")
+            temporary.write_text(csv_text(flat, names), encoding="utf-8")
         else:
-            _write_parquet(Path(temporary), flat, names, types)
-        Path(temporary).replace(path)
+            _write_parquet(temporary, flat, names, types)
+        temporary.replace(path)
     finally:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
     document = {
         "file": path.name,
         "format": form,
