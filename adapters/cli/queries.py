@@ -171,6 +171,13 @@ def case_track(
     show_rows(found["timeline"], as_json, f"{title}: {found['state']}")
 
 
+#: The columns the tables show (an export has all of them).
+QUEUE_COLUMNS = ["case_number", "state", "level", "category", "grid", "handler_id", "reported_at", "resolve_by",
+                 "overdue"]  # fmt: skip
+OVERDUE_COLUMNS = ["case_number", "state", "category", "street", "handler_kind", "handler_id", "resolve_by",
+                   "suspended_seconds"]  # fmt: skip
+
+
 def queue(
     unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
     state: Annotated[str | None, typer.Option(help="reported, accepted, dispatched, in_progress, …")] = None,
@@ -189,14 +196,8 @@ def queue(
     rows, at = query_at(settings, ["case_status"], as_of_recorded, as_of_occurred,
                         lambda connection, now: cases(connection, unit, state, now))  # fmt: skip
     deliver(rows, shown, name="queue", arguments={"unit": unit, "state": state}, at=at, judged=True,
-                title=f"Queue {unit or 'all'} / {state or 'any state'}", columns=QUEUE_COLUMNS,
-                schema=case_list_schema())  # fmt: skip
-
-
-QUEUE_COLUMNS = ["case_number", "state", "level", "category", "grid", "handler_id", "reported_at", "resolve_by",
-                 "overdue"]  # fmt: skip
-OVERDUE_COLUMNS = ["case_number", "state", "category", "street", "handler_kind", "handler_id", "resolve_by",
-                   "suspended_seconds"]  # fmt: skip
+            title=f"Queue {unit or 'all'} / {state or 'any state'}", columns=QUEUE_COLUMNS,
+            schema=case_list_schema())  # fmt: skip
 
 
 def overdue(
@@ -215,7 +216,7 @@ def overdue(
     rows, at = query_at(settings, ["case_status"], as_of_recorded, as_of_occurred,
                         lambda connection, now: late(connection, unit, now))  # fmt: skip
     deliver(rows, shown, name="overdue", arguments={"unit": unit}, at=at, judged=True, title="Overdue cases",
-                columns=OVERDUE_COLUMNS, schema=case_list_schema())  # fmt: skip
+            columns=OVERDUE_COLUMNS, schema=case_list_schema())  # fmt: skip
 
 
 def performance(
@@ -252,7 +253,7 @@ def performance(
                         lambda connection, _now: figures(connection, kind, period, code))  # fmt: skip
     arguments = {"period": period, **chosen, "district": district}
     deliver(rows, shown, name="performance", arguments=arguments, at=at, title=f"{kind} {code}, {period}",
-                record=True, schema=performance_schema(kind))  # fmt: skip
+            record=True, schema=performance_schema(kind))  # fmt: skip
 
 
 def intake(
@@ -274,7 +275,7 @@ def intake(
     rows, at = query_at(settings, ["intake"], as_of_recorded, as_of_occurred,
                         lambda connection, _now: intake_figures(connection, by, period))  # type: ignore[arg-type]
     deliver(rows, shown, name="intake", arguments={"by": by, "period": period}, at=at,
-                title=f"Intake by {by}, {period}", schema=intake_schema(by))  # fmt: skip
+            title=f"Intake by {by}, {period}", schema=intake_schema(by))  # fmt: skip
 
 
 class _NoSuchCase(LookupError):
