@@ -59,11 +59,6 @@ class Output:
     form: str
     path: Path | None
 
-    @property
-    def export(self) -> bool:
-        """Whether this is an export to a file."""
-        return self.form in FORMATS
-
 
 def output_of(output_format: str, output: Path | None, as_json: bool) -> Output:
     """The output asked for; a bad format or target is bad input, before anything is computed."""
