@@ -19,20 +19,22 @@ def status_of(connection: Connection, number: str) -> dict[str, Any] | None:
     return None if row is None else _status(row)
 
 
-def queue(connection: Connection, unit: str | None, state: str | None) -> list[dict[str, Any]]:
-    """Cases of an org unit (grid, community, street or handling department) in a state."""
-    query = _of_unit(select(case_status).order_by(case_status.c.reported_at), unit)
+def queue(
+    connection: Connection, unit: str | None, state: str | None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Cases of an org unit (grid, community, street or handling department) in a state; overdue judged at ``now``."""
+    query = _of_unit(select(case_status).order_by(case_status.c.reported_at, case_status.c.case_number), unit)
     if state:
         query = query.where(case_status.c.state == state)
-    return [_status(row) for row in connection.execute(query)]
+    moment = None if now is None else now.astimezone(UTC).replace(tzinfo=None)
+    return [_status(row, moment) for row in connection.execute(query)]
 
 
 def overdue(connection: Connection, unit: str | None, now: datetime | None = None) -> list[dict[str, Any]]:
     """Open cases past their resolve-by on the SLA clock (parked time removed)."""
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
-    query = _of_unit(
-        select(case_status).where(case_status.c.resolve_by < moment).order_by(case_status.c.resolve_by), unit
-    )
+    late = select(case_status).where(case_status.c.resolve_by < moment)
+    query = _of_unit(late.order_by(case_status.c.resolve_by, case_status.c.case_number), unit)
     return [_status(row, moment) for row in connection.execute(query) if is_overdue(row, moment)]
 
 

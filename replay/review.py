@@ -13,9 +13,7 @@ many late events came in since.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from projections.performance import Performance
 from projections.performance_queries import FIGURES, RATES, performance
+from projections.tabular import column_names, csv_text, flat_rows
 from replay.build import build, scratch_of, temporary
 from replay.chain import from_micros, to_micros
 from replay.source import Digest, cut_off, head, position_known_at
@@ -325,19 +324,25 @@ def render_json(review: Review) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
-def render_csv(review: Review) -> str:
-    """One row per subject per award; every row repeats what the review was made from."""
+def review_rows(review: Review) -> list[dict[str, Any]]:
+    """One row per subject per award, each repeating what the review was made from; figures as they are."""
     header = review.header()
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
     figures = sorted({figure for award, _ in review.rankings for figure in _figures_of(award)})
-    writer.writerow([*header, "kind", "title", "rank", "subject", "score", "awarded", "not_ranked_because", *figures])
-    for award, ranking in review.rankings:
-        for r in ranking:
-            cells = [_cell(r.figures.get(figure)) if figure in r.figures else "" for figure in figures]
-            writer.writerow([*header.values(), award.kind, award.title, r.rank or "", r.subject, f"{r.score:.6f}",
-                             "yes" if r.awarded else "no", r.note, *cells])  # fmt: skip
-    return buffer.getvalue()
+    return [
+        {**header, "kind": award.kind, "title": award.title, "rank": r.rank, "subject": r.subject,
+         "score": None if r.score is None else round(r.score, 6), "awarded": r.awarded,
+         "not_ranked_because": r.note or None,
+         **{figure: r.figures.get(figure) for figure in figures}}
+        for award, ranking in review.rankings
+        for r in ranking
+    ]  # fmt: skip
+
+
+def render_csv(review: Review) -> str:
+    """:func:`review_rows` as CSV: a rate as its numerator, denominator and rate, each in its own column."""
+    rows = flat_rows(review_rows(review))
+    first = [*review.header(), "kind", "title", "rank", "subject", "score", "awarded", "not_ranked_because"]
+    return csv_text(rows, column_names(rows, first))
 
 
 def render_table(review: Review) -> str:

@@ -1,4 +1,4 @@
-"""The queries: a case's history and status, the public timeline, queues, overdue cases, figures, dead letters.
+"""The queries: a case's history and status, the public timeline, queues, overdue cases, figures.
 
 They read the read models (caught up first) or, for a history, the store; tables for
 people, ``--json`` for machines (adapters/cli/common.py).
@@ -6,6 +6,7 @@ people, ``--json`` for machines (adapters/cli/common.py).
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -32,6 +33,8 @@ from adapters.cli.common import (
     show_rows,
     viewer,
 )
+from adapters.cli.computed import FormatOpt, OccurredOpt, OutputOpt, RecordedOpt, deliver, output_of, query_at
+from adapters.query_export import case_list_schema, intake_schema, performance_schema
 from domain.case_values import CaseState
 from domain.errors import DomainError, UnknownReference
 from service import BadInput
@@ -51,7 +54,7 @@ def register(app: typer.Typer, case_app: typer.Typer) -> None:
     case_app.command("show")(case_show)
     case_app.command("track")(case_track)
     for name, command in (("queue", queue), ("overdue", overdue), ("performance", performance), ("intake", intake),
-                          ("duplicates", duplicates), ("deadletters", deadletters_command)):  # fmt: skip
+                          ("duplicates", duplicates)):  # fmt: skip
         app.command(name)(command)
 
 
@@ -168,49 +171,52 @@ def case_track(
     show_rows(found["timeline"], as_json, f"{title}: {found['state']}")
 
 
+#: The columns the tables show (an export has all of them).
+QUEUE_COLUMNS = ["case_number", "state", "level", "category", "grid", "handler_id", "reported_at", "resolve_by",
+                 "overdue"]  # fmt: skip
+OVERDUE_COLUMNS = ["case_number", "state", "category", "street", "handler_kind", "handler_id", "resolve_by",
+                   "suspended_seconds"]  # fmt: skip
+
+
 def queue(
     unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
     state: Annotated[str | None, typer.Option(help="reported, accepted, dispatched, in_progress, …")] = None,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Cases of an org unit in a state."""
+    """Cases of an org unit in a state (as of a cut-off if given; exported with --format csv|parquet --output)."""
+    from projections.case_status_queries import queue as cases  # noqa: PLC0415
+
     one_of(state, (s.value for s in CaseState), "--state")
+    shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_side(settings) as read:
-        rows = read.queue(unit, state)
-    columns = [
-        "case_number",
-        "state",
-        "level",
-        "category",
-        "grid",
-        "handler_id",
-        "reported_at",
-        "resolve_by",
-        "overdue",
-    ]
-    show_rows(rows, as_json, f"Queue {unit or 'all'} / {state or 'any state'}", columns)
+    rows, at = query_at(settings, ["case_status"], as_of_recorded, as_of_occurred,
+                        lambda connection, now: cases(connection, unit, state, now))  # fmt: skip
+    deliver(rows, shown, name="queue", arguments={"unit": unit, "state": state}, at=at, judged=True,
+            title=f"Queue {unit or 'all'} / {state or 'any state'}", columns=QUEUE_COLUMNS,
+            schema=case_list_schema())  # fmt: skip
 
 
 def overdue(
     unit: Annotated[str | None, typer.Option(help="Grid, community, street or department code")] = None,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open cases past their resolve-by deadline on the SLA clock (parked time removed)."""
+    """Open cases past their resolve-by deadline on the SLA clock (parked time removed); judged now or at the cut."""
+    from projections.case_status_queries import overdue as late  # noqa: PLC0415
+
+    shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_side(settings) as read:
-        rows = read.overdue(unit)
-    columns = [
-        "case_number",
-        "state",
-        "category",
-        "street",
-        "handler_kind",
-        "handler_id",
-        "resolve_by",
-        "suspended_seconds",
-    ]
-    show_rows(rows, as_json, "Overdue cases", columns)
+    rows, at = query_at(settings, ["case_status"], as_of_recorded, as_of_occurred,
+                        lambda connection, now: late(connection, unit, now))  # fmt: skip
+    deliver(rows, shown, name="overdue", arguments={"unit": unit}, at=at, judged=True, title="Overdue cases",
+            columns=OVERDUE_COLUMNS, schema=case_list_schema())  # fmt: skip
 
 
 def performance(
@@ -221,6 +227,10 @@ def performance(
     community: Annotated[str | None, typer.Option()] = None,
     street: Annotated[str | None, typer.Option()] = None,
     district: Annotated[bool, typer.Option("--district", help="The whole district")] = False,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Figures of a worker, department, grid, community, street or the district for a period."""
@@ -236,19 +246,23 @@ def performance(
             "bad input: give exactly one of --worker, --department, --grid, --community, --street, --district",
         )
     parse_period(period)
+    shown = output_of(output_format, output, as_json)
     kind, code = given[0]
     settings = load_settings()
-    with read_side(settings) as read, read.engine.connect() as connection:
-        rows = figures(connection, kind, period, code)
-    if as_json:
-        emit(rows, ensure_ascii=False)
-        return
-    show_record(rows[0], as_json, f"{kind} {code}, {period}")
+    rows, at = query_at(settings, ["performance"], as_of_recorded, as_of_occurred,
+                        lambda connection, _now: figures(connection, kind, period, code))  # fmt: skip
+    arguments = {"period": period, **chosen, "district": district}
+    deliver(rows, shown, name="performance", arguments=arguments, at=at, title=f"{kind} {code}, {period}",
+            record=True, schema=performance_schema(kind))  # fmt: skip
 
 
 def intake(
     by: Annotated[str, typer.Option(help="channel, category or street")],
     period: Annotated[str, typer.Option(help="2021, 2021-06 or 2021-06-01")],
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One window, one number: received, accepted, rejected, merged, time to acceptance, by group."""
@@ -256,46 +270,44 @@ def intake(
 
     one_of(by, ("channel", "category", "street"), "--by")
     parse_period(period)
+    shown = output_of(output_format, output, as_json)
     settings = load_settings()
-    with read_side(settings) as read, read.engine.connect() as connection:
-        rows = intake_figures(connection, by, period)  # type: ignore[arg-type]
-    show_rows(rows, as_json, f"Intake by {by}, {period}")
+    rows, at = query_at(settings, ["intake"], as_of_recorded, as_of_occurred,
+                        lambda connection, _now: intake_figures(connection, by, period))  # type: ignore[arg-type]
+    deliver(rows, shown, name="intake", arguments={"by": by, "period": period}, at=at,
+            title=f"Intake by {by}, {period}", schema=intake_schema(by))  # fmt: skip
 
 
-def duplicates(number: Number, as_json: JsonOpt = False) -> None:
-    """Open cases that may be the same matter: same category and grid, close in place and time."""
-    from projections.intake_queries import possible_duplicates  # noqa: PLC0415
-
-    settings = load_settings()
-    with read_side(settings) as read:
-        if read.case(number) is None:
-            _unknown(number)
-        with read.engine.connect() as connection:
-            rows = possible_duplicates(connection, number)
-    show_rows(rows, as_json, f"Possible duplicates of {number}")
+class _NoSuchCase(LookupError):
+    """The case asked about is not in the read models (at the cut-off, if one is given)."""
 
 
-def deadletters_command(
-    retry: Annotated[
-        bool, typer.Option("--retry", help="Apply each dead-lettered event again, with the rest of its case's events")
-    ] = False,
+DUPLICATE_SCHEMA = {"case_number": "VARCHAR", "state": "VARCHAR", "reported_at": "VARCHAR", "distance_m": "DOUBLE"}
+
+
+def duplicates(
+    number: Number,
+    as_of_recorded: RecordedOpt = None,
+    as_of_occurred: OccurredOpt = None,
+    output_format: FormatOpt = "table",
+    output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Events a projection could not apply or write, with the error; --retry applies them again, in order."""
-    from sqlalchemy import select  # noqa: PLC0415
+    """Open cases that may be the same matter: same category and grid, close in place and time."""
+    from projections.case_status_queries import iso, status_of  # noqa: PLC0415
+    from projections.intake_queries import possible_duplicates  # noqa: PLC0415
 
-    from projections.sql import deadletters  # noqa: PLC0415
+    shown = output_of(output_format, output, as_json)
 
-    settings = load_settings()
-    with read_side(settings, catch_up=False) as read:
-        outcome = read.runner.retry_deadletters() if retry else None
-        with read.engine.connect() as connection:
-            rows = [
-                dict(r) for r in connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
-            ]
-    for row in rows:
-        row["failed_at"] = str(row["failed_at"])
-        row["error"] = row["error"].strip().splitlines()[-1] if not as_json else row["error"]
-    if outcome is not None and not as_json:
-        out.print(f"retried: {outcome[0]} applied, {outcome[1]} still failing", highlight=False)
-    show_rows(rows, as_json, "Dead letters", ["projection", "position", "event_type", "attempts", "failed_at", "error"])
+    def found(connection: Any, _now: Any) -> list[dict[str, Any]]:
+        if status_of(connection, number) is None:
+            raise _NoSuchCase(number)
+        rows = possible_duplicates(connection, number)
+        return [{**row, "reported_at": iso(row["reported_at"].astimezone(UTC).replace(tzinfo=None))} for row in rows]
+
+    try:
+        rows, at = query_at(load_settings(), ["case_status"], as_of_recorded, as_of_occurred, found)
+    except _NoSuchCase:
+        _unknown(number)
+    deliver(rows, shown, name="duplicates", arguments={}, positional=[number], at=at,
+            title=f"Possible duplicates of {number}", schema=DUPLICATE_SCHEMA)  # fmt: skip

@@ -41,6 +41,7 @@ from adapters.cli.common import (
     summary,
     viewer,
 )
+from adapters.cli.computed import export_review, output_of
 from domain.case import case_id
 from domain.errors import DomainError
 from projections.catalogue import FACTORIES, make_projections
@@ -328,8 +329,12 @@ def review(
     settings = load_settings()
     parse_period(period, days=False)
     fmt = "json" if as_json else output_format
-    if fmt not in {"table", "csv", "json"}:
-        fail(Exit.BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv or json")
+    if fmt not in {"table", "csv", "json", "parquet"}:
+        fail(Exit.BAD_INPUT, f"bad input: --format: {output_format!r} is not table, csv, json or parquet")
+    # --format csv without --output is the review's own CSV on stdout; with it, or parquet, an export.
+    exporting = fmt == "parquet" or (fmt == "csv" and output is not None)
+    if exporting:
+        output_of(fmt, output, as_json=False)
     try:
         loaded = load_rules(rules)
     except BadRules as error:
@@ -340,6 +345,10 @@ def review(
     with _store(settings) as opened:
         result = run_review(opened.read, opened.store, period, loaded, settings.tz, as_of_recorded=recorded,
                             as_of_occurred=occurred)  # fmt: skip
+    if exporting:
+        assert output is not None
+        export_review(result, fmt, output, rules)
+        return
     text = render(result, fmt)
     if output is not None:
         output.write_text(text, encoding="utf-8")

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.http import native, open311, persons, persons_access
+from adapters.http import delivery, native, open311, persons, persons_access
 from adapters.http.errors import ApiError, describe, error_response, field_problems
 from adapters.http.guard import REQUEST_THREADS, Guard
 from adapters.http.runtime import Runtime
@@ -67,6 +67,7 @@ def create_app(make_runtime: Callable[[], Runtime] | None = None, *, runtime: Ru
     app.add_middleware(Guard)
     app.include_router(open311.router)
     app.include_router(native.router)
+    app.include_router(delivery.router)
     app.include_router(persons.router)
     app.include_router(persons_access.router)
 

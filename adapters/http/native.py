@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, create_model
-from sqlalchemy import select
 
 from adapters.http.deps import Caller, MaybeCaller, runtime_of
 from adapters.http.errors import ApiError
@@ -29,7 +28,7 @@ from domain.errors import UnknownReference
 from domain.personal_data import OnlyAuditorsAndAdminsSeePersonalData
 from projections.intake_queries import intake_figures, possible_duplicates
 from projections.performance_queries import performance
-from projections.sql import deadletters, make_engine
+from projections.sql import make_engine
 from replay.review import BadRules, load_rules, render_csv, render_json, run_review
 from service import BadInput
 
@@ -284,17 +283,6 @@ def _moment(text: str | None, name: str) -> datetime | None:
         raise ApiError(422, "bad_input", f"bad input: {name}: {text!r} {problem}",
                        [{"field": name, "message": f"{text!r} {problem}"}])  # fmt: skip
     return moment
-
-
-@router.get("/deadletters", tags=["queries"])
-def dead_letters(request: Request, principal: Caller) -> Response:
-    """Events a projection could not apply, with the error (administrators)."""
-    if principal.role is not Role.ADMIN:
-        raise forbidden(f"role {principal.role.value} may not read dead letters")
-    runtime = runtime_of(request)
-    with runtime.engine.connect() as connection:
-        rows = connection.execute(select(deadletters).order_by(deadletters.c.position)).mappings()
-        return json_response([dict(row) for row in rows])
 
 
 RULES = FilePath(__file__).resolve().parents[2] / "rules"
