@@ -1,6 +1,6 @@
 """Intake over HTTP against the application layer's raw command rate, measured in the same run.
 
-    .venv/bin/python bench/http.py [--clients 50] [--seconds 6] [--raw 1000]
+    .venv/bin/python bench/http.py [--clients 50] [--seconds 6] [--raw 1000] [--quick]
 
 On SQLite files holding the reference district (built once, cached under var/bench/):
   (a) raw: ``Service.handle`` of new complaints (``case.report``), one after another, in-process;
@@ -187,13 +187,20 @@ class Load:
         return total / elapsed, latencies
 
 
+#: What ``--quick`` runs (the test suite runs every bench so, so none rots unseen).
+QUICK = "--clients 3 --seconds 0.4 --raw 100"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--raw", type=int, default=1000, help="commands for the raw rate")
     parser.add_argument("--no-projections", action="store_true", help="serve without the projections following")
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK}): it runs and prints its ratio")
     args = parser.parse_args()
+    if args.quick:  # the sizes of QUICK, after any given
+        args = parser.parse_args([*sys.argv[1:], *QUICK.split()])
     configure_logging("console", "warning")
     source = reference()
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-http-"))

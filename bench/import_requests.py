@@ -1,6 +1,6 @@
 """Import throughput against the store's raw batched append rate, measured in the same run (issue 14).
 
-    .venv/bin/python bench/import_requests.py [--rows 10000] [--batch-rows 500] [--database-url sqlite:///...]
+    .venv/bin/python bench/import_requests.py [--rows 10000] [--batch-rows 500] [--database-url sqlite:///...] [--quick]
 
 Imports the San Francisco sample (tests/data/sf311_cases_sample_10000.csv.gz; ``--rows`` repeats it under
 fresh ids to reach more) through the engine's commands, as ``gridcase import requests`` does, and prints rows
@@ -71,13 +71,20 @@ def raw_append_rate(engine: Engine, events: int, state_size: int, batch: int = 5
     return written / (time.perf_counter() - started)
 
 
+#: What ``--quick`` runs (the test suite runs every bench so, so none rots unseen).
+QUICK = "--rows 300"
+
+
 def main() -> None:
     """Import, then append raw, and print both and their ratio."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--batch-rows", type=int, default=500)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK}): it runs and prints its ratio")
     args = parser.parse_args()
+    if args.quick:  # the sizes of QUICK, after any given
+        args = parser.parse_args([*sys.argv[1:], *QUICK.split()])
     configure_logging("console", "warning")
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"

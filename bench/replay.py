@@ -1,6 +1,6 @@
 """Rebuild rate against the raw read-and-decode rate of the store, and a 1M-event rebuild's time and memory.
 
-    .venv/bin/python bench/replay.py [--days 35] [--grids 505] [--copies 5]
+    .venv/bin/python bench/replay.py [--days 35] [--grids 505] [--copies 5] [--quick]
 
 Uses the simulated history of bench/projections.py (built once and cached
 under var/bench/: 35 days of all 505 grids, about 235,000 events). Prints, in
@@ -162,6 +162,10 @@ def in_child(path: Path) -> dict[str, float]:
     return figures
 
 
+#: What ``--quick`` runs (the test suite runs every bench so, so none rots unseen).
+QUICK = "--days 1 --grids 5 --copies 2"
+
+
 def main() -> None:
     """Build or reuse the histories, then measure."""
     parser = argparse.ArgumentParser()
@@ -169,7 +173,10 @@ def main() -> None:
     parser.add_argument("--grids", type=int, default=505)
     parser.add_argument("--copies", type=int, default=5)
     parser.add_argument("--child")
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK}): it runs and prints its ratio")
     args = parser.parse_args()
+    if args.quick:  # the sizes of QUICK, after any given
+        args = parser.parse_args([*sys.argv[1:], *QUICK.split()])
     if args.child:
         child(Path(args.child))
         return

@@ -1,6 +1,6 @@
 """Simulator throughput against the store's raw batched append rate, measured in the same run.
 
-    .venv/bin/python bench/simulate.py [--grids 100] [--days 3] [--database-url sqlite:///...]
+    .venv/bin/python bench/simulate.py [--grids 100] [--days 3] [--database-url sqlite:///...] [--quick]
 
 Prints events written per second by the simulator (through the engine's
 commands: validation, aggregate loading, decisions, one transaction per
@@ -51,13 +51,20 @@ def raw_append_rate(service: Engine, events: int, state_size: int, batch: int = 
     return written / (time.perf_counter() - started)
 
 
+#: What ``--quick`` runs (the test suite runs every bench so, so none rots unseen).
+QUICK = "--grids 5 --days 1"
+
+
 def main() -> None:
     """Run both measurements and print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--grids", type=int, default=100)
     parser.add_argument("--days", type=int, default=3)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--quick", action="store_true", help=f"tiny sizes ({QUICK}): it runs and prints its ratio")
     args = parser.parse_args()
+    if args.quick:  # the sizes of QUICK, after any given
+        args = parser.parse_args([*sys.argv[1:], *QUICK.split()])
     configure_logging("console", "warning")
     folder = Path(tempfile.mkdtemp(prefix="gridcase-bench-"))
     url = args.database_url or f"sqlite:///{folder / 'bench.db'}"
