@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from adapters.personal import STAGED, create_statements, write_staged
+from adapters.personal import STAGED, create_statements, has_pending, seal_staged, write_staged
 from adapters.pg_recorder import GaplessPostgresApplicationRecorder
 from domain.base import RECORDING_CLOCK
 from replay.chain import CHAIN_TABLE, GENESIS, link_hash, to_micros
@@ -107,9 +107,24 @@ class ChainedSQLiteApplicationRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
         """The events table and the chain table."""
         return [*super().construct_create_table_statements(), f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ({_COLUMNS})",
-                f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} ({_MARK_COLUMNS})", *create_statements(str)]  # fmt: skip
+                f"CREATE TABLE IF NOT EXISTS {MARKS_TABLE} ({_MARK_COLUMNS})",
+                *create_statements(str, " WITHOUT ROWID")]  # fmt: skip - a key row is one b-tree entry, not two
 
     def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
+        if has_pending():
+            # Personal data to seal: take the write lock first (the library's BEGIN is deferred and nothing has run
+            # in it yet), then find the citizens' keys in this transaction. A read before the lock would pin an
+            # older snapshot, and the insert could then not take the lock if another process wrote meanwhile.
+            c.execute("ROLLBACK")
+            c.execute("BEGIN IMMEDIATE")
+
+            def select(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+                c.execute(sql, tuple(params))
+                return [tuple(row) for row in c.fetchall()]
+
+            stored_events = seal_staged(stored_events, select)
+        else:
+            stored_events = seal_staged(stored_events)  # refuses a placeholder whose staging was lost
         positions = super()._insert_events(c, stored_events, **kwargs)
         assert positions is not None
         # The inserts above took SQLite's write lock: nobody else writes until this transaction ends.
@@ -212,6 +227,8 @@ class ChainedPostgresApplicationRecorder(GaplessPostgresApplicationRecorder):
         """Insert, and once committed remember the new links."""
         self._links.pending.rows = ()
         try:
+            # The citizens' keys are looked up before the write's transaction here (the library pipelines it).
+            stored_events = seal_staged(stored_events)
             positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
         finally:
             STAGED.set(None)

@@ -8,14 +8,15 @@ Three tables in the event store's database (docs/privacy.md, "How personal data 
 - ``personal_lookups``: HMAC of a normalised phone number or ID number, to the subject (the same citizen by either);
 - ``personal_uses``: which aggregates (cases) hold data sealed under the subject's key, so an erasure can name them.
 
-The store's mapper seals (:meth:`Vault.seal`) and stages the new rows in :data:`STAGED`; the chained recorders
-write them in the same transaction as the events (adapters/chained.py), so a refused command leaves no key.
+The store's mapper hands each personal value to :meth:`Vault.seal`, which stages it in :data:`STAGED` and leaves a
+placeholder in the event's JSON; the chained recorders (adapters/chained.py), in the events' transaction and
+under the store's write lock on SQLite, find or make the citizen's key (:func:`seal_staged`), put the sealed form
+in place of the placeholder, and write the new key-store rows with the events, so a refused command leaves no key.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import os
@@ -27,12 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import StoredEvent
 
 from domain.personal import Sealed, is_sealed
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
+
+    #: Runs one key-store SELECT (``?`` marks) and gives its rows.
+    Select = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
     from adapters.settings import Settings
     from domain.personal import LookupKind, PersonalData
@@ -44,6 +49,10 @@ TABLES = {
     USES: "subject TEXT NOT NULL, originator_id TEXT NOT NULL, PRIMARY KEY (subject, originator_id)",
 }
 _NONCE = 12
+#: A staged value's placeholder in an event's JSON, until sealed in the write: this process's own (random), so no
+#: text a citizen types can be taken for one. ``\x00`` is escaped by JSON, so the mark is searched as encoded.
+_PLACEHOLDER = f"\x00gridcase-sealing:{secrets.token_hex(16)}:"
+_PLACEHOLDER_JSON = json.dumps(_PLACEHOLDER, ensure_ascii=False)[1:-1].encode()
 
 
 class MasterKeyMissing(ValueError):
@@ -100,6 +109,16 @@ def _decode(text: str, name: str) -> bytes:
 
 
 @dataclass
+class Pending:
+    """A personal value staged by the mapper, sealed by the recorder: its placeholder, clear JSON and lookups."""
+
+    placeholder: bytes  # as it stands in the encoded event, quotes included
+    clear: bytes
+    digests: list[str]
+    aggregate_id: str
+
+
+@dataclass
 class Staged:
     """Key-store rows of the write in progress, written by the recorder in the events' transaction."""
 
@@ -107,6 +126,8 @@ class Staged:
     lookups: dict[str, str] = field(default_factory=dict)  # digest -> subject
     uses: set[tuple[str, str]] = field(default_factory=set)
     erase: list[str] = field(default_factory=list)
+    pending: list[Pending] = field(default_factory=list)
+    vault: Vault | None = None
 
     def rows(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
         """The rows to insert: keys, lookups, uses."""
@@ -169,33 +190,50 @@ class Vault:
     def digest(self, kind: str, value: str) -> str:
         """The lookup of a normalised phone or ID number: HMAC under a master-derived key, never the value."""
         self._need_key()
-        return hmac.new(self._lookup, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        return hmac.digest(self._lookup, f"{kind}:{value}".encode(), "sha256").hex()  # one call, the same digest
 
-    def seal(self, value: PersonalData, aggregate_id: str) -> dict[str, str]:
-        """The stored form of one personal value, under its citizen's data key (new keys staged for the write)."""
+    def seal(self, value: PersonalData, aggregate_id: str) -> str:
+        """Stage one personal value for sealing in the write; its placeholder in the event until then.
+
+        The lookups are computed here, the citizen's key is found or made by :func:`seal_staged` in the write.
+        """
         stage = staged()
         digests = [self.digest(kind, found) for kind, found in sorted(value.lookups().items())]
-        subject, key = self._subject_of(digests, stage)
-        for digest in digests:
-            stage.lookups.setdefault(digest, subject)
-        stage.uses.add((subject, aggregate_id))
         clear = json.dumps(value.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        nonce = secrets.token_bytes(_NONCE)
-        data = nonce + AESGCM(key).encrypt(nonce, clear.encode(), subject.encode())
-        return {"sealed": "v1", "subject": subject, "data": base64.b64encode(data).decode()}
+        placeholder = f"{_PLACEHOLDER}{len(stage.pending)}"
+        stage.pending.append(Pending(json.dumps(placeholder, ensure_ascii=False).encode(), clear.encode(), digests,
+                                     aggregate_id))  # fmt: skip
+        stage.vault = self
+        return placeholder
 
-    def _subject_of(self, digests: list[str], stage: Staged) -> tuple[str, bytes]:
+    def sealed_form(self, pending: Pending, stage: Staged, select: Select | None) -> bytes:
+        """The stored form of one staged value as JSON, under its citizen's data key (a new key staged if need be).
+
+        ``select`` reads the key store in the write's transaction; without it, in a read transaction of its own.
+        """
+        subject, key = self._subject_of(pending.digests, stage, select or self._select)
+        for digest in pending.digests:
+            stage.lookups.setdefault(digest, subject)
+        stage.uses.add((subject, pending.aggregate_id))
+        nonce = secrets.token_bytes(_NONCE)
+        data = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, pending.clear, subject.encode())).decode()
+        return f'{{"data":"{data}","sealed":"v1","subject":"{subject}"}}'.encode()  # as the transcoder writes it
+
+    def _subject_of(self, digests: list[str], stage: Staged, select: Select) -> tuple[str, bytes]:
         for digest in digests:  # the same citizen earlier in this write
             if (subject := stage.lookups.get(digest)) is not None and subject in stage.keys:
                 return subject, stage.keys[subject][1]
-        if digests:
+        if digests:  # one index probe; a new citizen (the common case) costs no more
             marks = ",".join("?" * len(digests))
-            rows = self._select(f"SELECT k.subject, k.wrapped FROM {self.table(LOOKUPS)} l JOIN {self.table(KEYS)} k "  # noqa: S608
-                                f"ON k.subject = l.subject WHERE l.digest IN ({marks}) ORDER BY k.subject LIMIT 1",
-                                digests)  # fmt: skip
-            if rows:
-                subject, wrapped = str(rows[0][0]), str(rows[0][1])
-                return subject, self._unwrap(subject, wrapped)
+            found = select(f"SELECT subject FROM {self.table(LOOKUPS)} WHERE digest IN ({marks})", digests)  # noqa: S608
+            if found:
+                subjects = sorted({str(row[0]) for row in found})
+                marks = ",".join("?" * len(subjects))
+                rows = select(f"SELECT subject, wrapped FROM {self.table(KEYS)} WHERE subject IN ({marks}) "  # noqa: S608
+                              "ORDER BY subject LIMIT 1", subjects)  # fmt: skip
+                if rows:
+                    subject, wrapped = str(rows[0][0]), str(rows[0][1])
+                    return subject, self._unwrap(subject, wrapped)
         subject = secrets.token_hex(16)
         key = AESGCM.generate_key(bit_length=256)
         nonce = secrets.token_bytes(_NONCE)
@@ -271,9 +309,44 @@ class Vault:
             cursor.execute("BEGIN")
 
 
-def create_statements(qualify: Any) -> list[str]:
-    """``CREATE TABLE`` statements of the key store, names made SQL by ``qualify``."""
-    return [f"CREATE TABLE IF NOT EXISTS {qualify(name)} ({columns})" for name, columns in TABLES.items()]
+def create_statements(qualify: Any, options: str = "") -> list[str]:
+    """``CREATE TABLE`` statements of the key store, names made SQL by ``qualify``, ``options`` after each."""
+    return [f"CREATE TABLE IF NOT EXISTS {qualify(name)} ({columns}){options}" for name, columns in TABLES.items()]
+
+
+def has_pending() -> bool:
+    """Whether the write in progress carries personal values still to seal."""
+    stage = STAGED.get()
+    return stage is not None and bool(stage.pending)
+
+
+def seal_staged(stored_events: Sequence[StoredEvent], select: Select | None = None) -> Sequence[StoredEvent]:
+    """The events with their staged personal values sealed in place of the placeholders.
+
+    ``select`` reads the key store in the write's own transaction (SQLite: under its write lock, so two writers
+    cannot both make a key for one new citizen); without it the vault reads in a transaction of its own. A staged
+    value none of these events holds is dropped (no key made for it); an event left holding a placeholder (its
+    staging lost) is refused, never stored.
+    """
+    stage = STAGED.get()
+    if stage is None or not stage.pending or stage.vault is None:
+        found = stored_events
+    else:
+        held = [p for p in stage.pending if any(p.placeholder in stored.state for stored in stored_events)]
+        forms = [(p.placeholder, stage.vault.sealed_form(p, stage, select)) for p in held]
+        stage.pending = []
+        found = []
+        for stored in stored_events:
+            state = stored.state
+            if _PLACEHOLDER_JSON in state:
+                for placeholder, form in forms:
+                    state = state.replace(placeholder, form)
+                stored = StoredEvent(stored.originator_id, stored.originator_version, stored.topic, state)  # noqa: PLW2901
+            found.append(stored)
+    if any(_PLACEHOLDER_JSON in stored.state for stored in found):
+        msg = "an event holds personal data that was never sealed (staged by another write?); nothing written"
+        raise RuntimeError(msg)
+    return found
 
 
 def write_staged(cursor: Any, qualify: Any, mark: str) -> None:

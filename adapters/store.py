@@ -48,7 +48,8 @@ class PydanticMapper(Mapper[Any]):
     """Maps pydantic events to stored rows and back, upcasting old versions on the way in.
 
     A field holding personal data (a ``domain.personal.PersonalData`` value) is stored sealed under its citizen's
-    key (adapters/personal.py) and read back as a ``Sealed`` value, never opened here.
+    key (adapters/personal.py) and read back as a ``Sealed`` value, never opened here. The mapper only stages it
+    (a placeholder in the JSON): the recorder seals it in the write's transaction, where the key is looked up.
     """
 
     def __init__(self, transcoder: Transcoder, vault: Vault | None = None) -> None:

@@ -10,22 +10,27 @@ from __future__ import annotations
 import json
 import os
 import stat
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from eventsourcing.utils import get_topic
 
 from adapters.kafka.published import published_form, split_topic
 from adapters.personal import KEYS, LOOKUPS, USES, MasterKeyMissing
 from domain.base import ActorRef, Role
+from domain.case import Case, case_id
 from domain.errors import CommandRefused
 from domain.personal import ERASED, LookupKind, is_sealed
 from tests.conftest import KEY_VAR, make_settings
 from tests.e2e.conftest import Cli
-from tests.support import T0, make_app, report, run, seed_small_district
+from tests.support import CATEGORY, GRID, T0, make_app, report, run, seed_small_district
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from tests.support import App
 
 NAME, PHONE, ID_NUMBER = "王秀英", "13912345678", "11010519491231002X"
@@ -186,5 +191,69 @@ def test_postgresql_without_a_master_key_opens_the_store_but_seals_nothing(pg_ur
         with pytest.raises(MasterKeyMissing, match="GRIDCASE_MASTER_KEY"):
             report(app, reporter=CONTACT)
         assert app.reader.last_position() == before
+    finally:
+        app.close()
+
+
+def staged_report(app: App, number: str, reporter: dict[str, Any]) -> Any:
+    """A report of ``number`` with this contact, mapped for the store (its contact staged for sealing), not written."""
+    event = Case.CaseReported.model_validate({
+        "originator_id": case_id(number), "originator_version": 1, "timestamp": T0.isoformat(),
+        "originator_topic": get_topic(Case), "actor": {"id": "op-1", "role": "intake_operator"},
+        "occurred_at": T0.isoformat(), "case_number": number, "channel": "hotline", "category": CATEGORY,
+        "grid": GRID, "community": "SN01-C01", "street": "SN01", "urgency": "normal",
+        "location": {"address": "香港中路 1 号"}, "description": "井盖缺失", "reporter": reporter,
+    })  # fmt: skip
+    return app.store.mapper.to_stored_event(event)
+
+
+def in_a_thread_of_its_own(work: Callable[[], Any]) -> Any:
+    """What ``work`` gives (or raises), run on another thread: a write of its own, as another request's would be."""
+    outcome: dict[str, Any] = {}
+
+    def run_it() -> None:
+        try:
+            outcome["result"] = work()
+        except Exception as error:  # noqa: BLE001 - handed back to the caller's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run_it)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def test_a_citizen_filed_by_two_writers_at_once_gets_one_key(sqlite_url: str) -> None:
+    # SQLite looks the citizen up under the write lock: a report mapped before another process stored the same new
+    # citizen is sealed under that citizen's key when written, not under a second one.
+    mine, theirs = make_app(make_settings(sqlite_url)), make_app(make_settings(sqlite_url))
+    try:
+        seed_small_district(mine)
+        staged = staged_report(mine, "SN-20210601-000099", CONTACT)
+        number = in_a_thread_of_its_own(lambda: report(theirs, reporter=CONTACT))
+        mine.store.recorder.insert_events([staged])
+        assert (count(mine, KEYS), count(mine, LOOKUPS), count(mine, USES)) == (1, 2, 2)
+        for case in (number, "SN-20210601-000099"):
+            assert mine.history(case, personal_data=True, viewer=ADMIN, reason=WHY)[0]["data"]["reporter"] == CONTACT
+        assert mine.erase_person(LookupKind.PHONE, PHONE, reason=WHY, actor=ADMIN)["erased"] == 1
+        assert mine.history("SN-20210601-000099", personal_data=True, viewer=ADMIN, reason=WHY)[0]["data"][
+            "reporter"] == ERASED  # fmt: skip
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_an_event_whose_contact_was_never_sealed_is_not_stored(database_url: str) -> None:
+    app = make_app(make_settings(database_url))
+    try:
+        seed_small_district(app)
+        before = app.reader.last_position()
+        staged = in_a_thread_of_its_own(lambda: staged_report(app, "SN-20210601-000099", CONTACT))
+        with pytest.raises(RuntimeError, match="never sealed"):  # its contact was staged on the other thread
+            app.store.recorder.insert_events([staged])
+        assert app.reader.last_position() == before
+        assert (count(app, KEYS), count(app, LOOKUPS), count(app, USES)) == (0, 0, 0)
     finally:
         app.close()
