@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 DISTRICT_BOUNDS = (36.040, 120.300, 36.100, 120.450)
 _TOPICS = (get_topic(Category.CategoryDefined), get_topic(OrgUnit.OrgUnitCreated),
            get_topic(Category.LocationVisibilitySet), get_topic(OrgUnit.BoundarySet))  # fmt: skip
+#: The events that change where grids are (a category's change leaves the index as it is).
+_PLACES = frozenset({_TOPICS[1], _TOPICS[3]})
 _GRID_CODE = re.compile(r"[A-Z]{2,6}\d{2}-C\d{2}-[GZ]\d{2,4}")
 _PAGE = 5_000
 
@@ -82,7 +84,7 @@ class Catalogue:
                 found = self.reader.read(start, _PAGE, stop=top, topics=_TOPICS)
                 for notification in found:
                     self._fold(notification.topic, notification.originator_id, json.loads(notification.state))
-                    changed = True
+                    changed = changed or notification.topic in _PLACES
                 if len(found) < _PAGE:
                     break
                 start = found[-1].id
