@@ -269,7 +269,8 @@ class SetBoundary(Command):
     command: Literal["registry.boundary"] = "registry.boundary"
     #: The org unit's code (``--code``: the CLI's ``--unit`` is the acting handler's department).
     code: Code
-    boundary: Boundary
+    boundary: Annotated[Boundary, Field(examples=[{"type": "Polygon", "coordinates": [[
+        [120.365, 36.052], [120.369, 36.052], [120.369, 36.055], [120.365, 36.055], [120.365, 36.052]]]}])]
 
 
 class RegisterWorker(Command):

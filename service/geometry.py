@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import shapely
+import shapely.errors
 from shapely.geometry import Point, mapping, shape
 from shapely.strtree import STRtree
 
@@ -34,7 +35,10 @@ def shape_of(boundary: PolygonBoundary | MultiPolygonBoundary | Mapping[str, Any
 
 def boundary_problem(boundary: PolygonBoundary | MultiPolygonBoundary) -> str | None:
     """What makes a boundary no shape (a ring crossing itself, a hole outside its polygon), or None."""
-    geometry = shape_of(boundary)
+    try:
+        geometry = shape_of(boundary)
+    except (ValueError, TypeError, shapely.errors.ShapelyError) as error:
+        return f"is no {boundary.type}: {error}"
     if not geometry.is_valid:
         return f"is not a valid {boundary.type}: {shapely.is_valid_reason(geometry)}"
     if geometry.is_empty or geometry.area == 0:
