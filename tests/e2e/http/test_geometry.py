@@ -128,3 +128,11 @@ def test_points_outside_the_drawn_grids_are_in_none(drawn: Api, lat: float, lon:
     found = drawn.runtime.catalogue.grid_at(lat, lon)
     if not inside:
         assert found is None
+
+
+def test_an_address_naming_no_grid_and_no_lat_long_is_still_refused_naming_location(drawn: Api) -> None:
+    before = drawn.events()
+    response = file(drawn, description="x", address_string="青岛市市南区某处")
+    assert response.status_code == 400, response.text
+    assert "location" in response.text
+    assert drawn.events() == before
