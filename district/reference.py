@@ -36,7 +36,9 @@ Shinan's grid governance), what is written out by hand and what is generated:
   communities; which community each dedicated grid sits in; every grid's
   households, population and elderly; worker names (from the surname and
   given-name characters in ``district.toml``); which grids professional and
-  part-time workers cover.
+  part-time workers cover; every unit's boundary (``district/geometry.py``:
+  seeded Voronoi tilings inside a hand-drawn outline of Shinan, communities,
+  streets and the district as unions of their grids).
 
 Codes: streets ``SN01``…``SN10`` in file order; communities ``SN08-C01``;
 base grids ``SN08-C01-G004``; dedicated grids ``SN07-C02-Z01`` (Z for 专属);
@@ -51,11 +53,13 @@ import random
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from district.geometry import district_shapes
 from district.tables import reference_data
 from domain import commands as c
 from domain.base import ActorRef, Role
 from domain.errors import AlreadyExists
 from domain.registry import GridKind, OrgKind, WorkerKind, category_id, org_unit_id, worker_id
+from service.geometry import as_boundary
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -164,6 +168,10 @@ def reference_commands(at: datetime) -> Iterator[AnyCommand]:  # noqa: C901, PLR
 
     base_grids: list[str] = []
     grids_of_street: dict[str, list[str]] = {}
+    #: street → community → its grids, in the order they are created: what the boundaries are drawn for.
+    layout: dict[str, dict[str, list[str]]] = {}
+    for code, street_code, *_ in communities:
+        layout.setdefault(street_code, {})[code] = []
     for (code, street_code, name, name_en), count in zip(
         communities, _spread(rng, figures.base_grids, len(communities), 6, 13), strict=True
     ):
@@ -174,6 +182,7 @@ def reference_commands(at: datetime) -> Iterator[AnyCommand]:  # noqa: C901, PLR
             elderly = rng.randint(-(-population * 10 // 100), population * 35 // 100)  # 10%–35%
             base_grids.append(grid)
             grids_of_street.setdefault(street_code, []).append(grid)
+            layout[street_code][code].append(grid)
             yield unit(grid, OrgKind.GRID, f"{name}社区{g:03d}网格", f"{name_en} Community Grid {g:03d}", code,
                        GridKind.BASE, households, population, elderly)  # fmt: skip
 
@@ -191,8 +200,16 @@ def reference_commands(at: datetime) -> Iterator[AnyCommand]:  # noqa: C901, PLR
             elderly = rng.randint(population * 5 // 100, population * 25 // 100)
             dedicated_grids.append(grid)
             grids_of_street[street_code].append(grid)
+            layout[street_code][community].append(grid)
             yield unit(grid, OrgKind.GRID, f"{place}专属网格", f"{place_en} Dedicated Grid", community,
                        GridKind.DEDICATED, households, population, elderly)  # fmt: skip
+
+    # Generated boundaries (district/geometry.py): grids, then communities, streets and the district as unions.
+    shapes = district_shapes(DISTRICT, layout, generated.seed)
+    ordered = [g for street in layout.values() for grids in street.values() for g in grids]
+    ordered += [community for street in layout.values() for community in street] + [*layout, DISTRICT]
+    for code in ordered:
+        yield c.SetBoundary(actor=actor, at=at, code=code, boundary=as_boundary(shapes[code]))
 
     for category in data.categories:
         group = category.code.split(".", 1)[0]
@@ -296,18 +313,25 @@ def _chunks_loaded(reader: StoreReader, chunks: Sequence[Sequence[AnyCommand]]) 
     def stored(aggregate_id: UUID) -> bool:
         return reader.first_event(aggregate_id) is not None
 
+    def creates(chunk: Sequence[AnyCommand]) -> list[UUID]:
+        return [i for i in map(_created_id, reversed(chunk)) if i is not None]
+
     def saved(chunk: Sequence[AnyCommand]) -> bool:
-        # Every chunk creates something; the last thing it creates exists only if the chunk was committed.
-        return stored(next(i for i in map(_created_id, reversed(chunk)) if i is not None))
+        # The last thing a chunk creates exists only if the chunk was committed. A chunk that creates nothing
+        # (only boundaries) counts as unsaved: drawing the same boundary again records nothing.
+        created = creates(chunk)
+        return bool(created) and stored(created[0])
 
     if not stored(org_unit_id(DISTRICT)):
         return 0
     if saved(chunks[-1]):
         return len(chunks)
-    index = next(index for index, chunk in enumerate(chunks) if not saved(chunk))
+    index = next(index for index, chunk in enumerate(chunks) if creates(chunk) and not saved(chunk))
     if index == 0:
         # The district is there but this loader did not make it: never load on top of someone else's.
         raise AlreadyExists("district", DISTRICT, command="reference.load")
+    while index > 0 and not creates(chunks[index - 1]):
+        index -= 1
     return index
 
 

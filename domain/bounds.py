@@ -61,6 +61,12 @@ VERSION_MAX = 1_000_000
 CALENDAR_DAYS_MAX = 2000
 #: An SLA policy has one rule per class (A, B, C) and urgency (normal, urgent).
 SLA_RULES_MAX = 6
+#: An org unit's boundary (GeoJSON): points over all its rings, rings of one polygon, polygons of a multipolygon.
+#: A grid's outline has tens of points and a street's a few hundred; 10,000 (about 250 KB of JSON) stays far
+#: inside one Kafka message and leaves room for a surveyed outline.
+BOUNDARY_POINTS_MAX = 10_000
+BOUNDARY_RINGS_MAX = 100
+BOUNDARY_POLYGONS_MAX = 100
 #: Seconds a case can have been parked: no more than the window holds (a 64-bit column in every read model).
 SUSPENDED_SECONDS_MAX = int((LATEST - EARLIEST).total_seconds())
 

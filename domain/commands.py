@@ -27,6 +27,7 @@ from domain.bounded import (
 )
 from domain.bounds import SLA_RULES_MAX
 from domain.case import Channel, ExternalReference, HandlerRef, Level, Location, ReporterContact, Satisfaction, Urgency
+from domain.geometry import Boundary
 from domain.patrol import CheckpointKind
 from domain.registry import Count, GridKind, Name, OrgKind, WorkerKind
 from domain.sla import SlaClass, SlaRule
@@ -262,6 +263,16 @@ class AppointGridLeader(Command):
     worker: Code
 
 
+class SetBoundary(Command):
+    """Draw an org unit's boundary: a GeoJSON Polygon or MultiPolygon in WGS84 (longitude, latitude)."""
+
+    command: Literal["registry.boundary"] = "registry.boundary"
+    #: The org unit's code (``--code``: the CLI's ``--unit`` is the acting handler's department).
+    code: Code
+    boundary: Annotated[Boundary, Field(examples=[{"type": "Polygon", "coordinates": [[
+        [120.365, 36.052], [120.369, 36.052], [120.369, 36.055], [120.365, 36.055], [120.365, 36.052]]]}])]
+
+
 class RegisterWorker(Command):
     """Register a grid worker."""
 
@@ -357,6 +368,7 @@ AnyCommand = Annotated[
     | CreateOrgUnit
     | UpdateGridFigures
     | AppointGridLeader
+    | SetBoundary
     | RegisterWorker
     | AssignWorker
     | UnassignWorker

@@ -16,7 +16,8 @@ from domain.base import ActorRef, Aggregate, Code, id_for
 from domain.bounded import Bound, CalendarDays, Day, Version
 from domain.bounds import SLA_RULES_MAX
 from domain.errors import CommandRefused
-from domain.registry_values import PARENT_KIND, REGISTRARS, Count, GridKind, Name, OrgKind, WorkerKind
+from domain.geometry import Boundary, MultiPolygonBoundary, PolygonBoundary
+from domain.registry_values import PARENT_KIND, REGISTRARS, Count, GridKind, Name, OrgKind, WorkerKind, check_registrar
 from domain.sla import SlaClass, SlaRule, WorkingCalendar
 
 if TYPE_CHECKING:
@@ -26,17 +27,6 @@ __all__ = [
     "CALENDAR_ID", "PARENT_KIND", "REGISTRARS", "SLA_POLICY_ID", "Category", "Count", "GridKind", "HolidayCalendar",
     "Name", "OrgKind", "OrgUnit", "SlaPolicy", "Worker", "WorkerKind", "category_id", "org_unit_id", "worker_id",
 ]  # fmt: skip
-
-
-def _check_registrar(subject: str, state: str, command: str, actor: ActorRef) -> None:
-    if actor.role not in REGISTRARS:
-        raise CommandRefused(
-            subject=subject,
-            state=state,
-            command=command,
-            rule="OnlyAdministratorsChangeTheRegistry",
-            reason=f"role {actor.role.value} may not change reference data",
-        )
 
 
 def org_unit_id(code: str) -> UUID:
@@ -72,6 +62,11 @@ class OrgUnit(Aggregate):
 
         worker: Code
 
+    class BoundarySet(Aggregate.Event):
+        """The unit's boundary is drawn (or redrawn): a GeoJSON Polygon or MultiPolygon, WGS84."""
+
+        boundary: Boundary
+
     @classmethod
     def create(
         cls,
@@ -90,7 +85,7 @@ class OrgUnit(Aggregate):
     ) -> OrgUnit:
         """Set up a unit under its parent, checking the hierarchy holds."""
         subject = f"{kind.value} {code}"
-        _check_registrar(subject, "new", "registry.org-unit", actor)
+        check_registrar(subject, "new", "registry.org-unit", actor)
 
         def refuse(rule: str, reason: str) -> CommandRefused:
             return CommandRefused(subject=subject, state="new", command="registry.org-unit", rule=rule, reason=reason)
@@ -148,6 +143,7 @@ class OrgUnit(Aggregate):
         self.population = population
         self.elderly = elderly
         self.leader: str | None = None
+        self.boundary: PolygonBoundary | MultiPolygonBoundary | None = None
 
     def _refuse(self, command: str, rule: str, reason: str) -> CommandRefused:
         return CommandRefused(
@@ -156,7 +152,7 @@ class OrgUnit(Aggregate):
 
     def update_figures(self, actor: ActorRef, households: int, population: int, elderly: int, at: datetime) -> None:
         """Record a new count of a grid's households and residents."""
-        _check_registrar(f"{self.kind.value} {self.code}", "active", "registry.grid-figures", actor)
+        check_registrar(f"{self.kind.value} {self.code}", "active", "registry.grid-figures", actor)
         if self.kind is not OrgKind.GRID:
             raise self._refuse("registry.grid-figures", "FiguresAreKeptPerGrid", "only grids have figures")
         if elderly > population:
@@ -171,7 +167,7 @@ class OrgUnit(Aggregate):
 
     def appoint_leader(self, actor: ActorRef, worker: str, at: datetime) -> None:
         """Make a worker the grid's leader (网格长)."""
-        _check_registrar(f"{self.kind.value} {self.code}", "active", "registry.grid-leader", actor)
+        check_registrar(f"{self.kind.value} {self.code}", "active", "registry.grid-leader", actor)
         if self.kind is not OrgKind.GRID:
             raise self._refuse("registry.grid-leader", "LeadersLeadGrids", "only grids have a grid leader")
         self._leader(worker=worker, actor=actor, occurred_at=at)
@@ -179,6 +175,20 @@ class OrgUnit(Aggregate):
     @event(GridLeaderAppointed)
     def _leader(self, worker: str, actor: ActorRef, occurred_at: datetime) -> None:
         self.leader = worker
+
+    def set_boundary(self, actor: ActorRef, boundary: PolygonBoundary | MultiPolygonBoundary, at: datetime) -> None:
+        """Draw the unit's boundary (only a change is recorded); a department has none."""
+        check_registrar(f"{self.kind.value} {self.code}", "active", "registry.boundary", actor)
+        if self.kind is OrgKind.DEPARTMENT:
+            raise self._refuse("registry.boundary", "PlacesHaveBoundaries", "a department is not a place")
+        if boundary != self.boundary:
+            self._boundary(boundary=boundary, actor=actor, occurred_at=at)
+
+    @event(BoundarySet)
+    def _boundary(
+        self, boundary: PolygonBoundary | MultiPolygonBoundary, actor: ActorRef, occurred_at: datetime
+    ) -> None:
+        self.boundary = boundary
 
 
 def worker_id(code: str) -> UUID:
@@ -214,7 +224,7 @@ class Worker(Aggregate):
         cls, *, code: str, name: str, kind: WorkerKind, department: str | None, actor: ActorRef, at: datetime
     ) -> Worker:
         """Register a worker."""
-        _check_registrar(f"worker {code}", "new", "registry.worker", actor)
+        check_registrar(f"worker {code}", "new", "registry.worker", actor)
         created: Worker = cls(
             id=worker_id(code), code=code, name=name, kind=kind, department=department, actor=actor, occurred_at=at
         )
@@ -246,7 +256,7 @@ class Worker(Aggregate):
 
     def assign(self, actor: ActorRef, grid: str, start: date, at: datetime) -> None:
         """Assign the worker to a grid from a date."""
-        _check_registrar(f"worker {self.code}", "active", "registry.assign", actor)
+        check_registrar(f"worker {self.code}", "active", "registry.assign", actor)
         if grid in self.assignments:
             raise self._refuse("registry.assign", "OneAssignmentPerGridAtATime", f"already assigned to grid {grid}")
         self._assigned(grid=grid, start=start, actor=actor, occurred_at=at)
@@ -258,7 +268,7 @@ class Worker(Aggregate):
 
     def unassign(self, actor: ActorRef, grid: str, end: date, at: datetime) -> None:
         """End the worker's assignment to a grid on a date."""
-        _check_registrar(f"worker {self.code}", "active", "registry.unassign", actor)
+        check_registrar(f"worker {self.code}", "active", "registry.unassign", actor)
         start = self.assignments.get(grid)
         if start is None:
             raise self._refuse("registry.unassign", "AssignmentMustBeInForce", f"not assigned to grid {grid}")
@@ -322,7 +332,7 @@ class Category(Aggregate):
         location_public: bool = True,
     ) -> Category:
         """Add a category to the catalogue."""
-        _check_registrar(f"category {code}", "new", "registry.category", actor)
+        check_registrar(f"category {code}", "new", "registry.category", actor)
         created: Category = cls(
             id=category_id(code),
             code=code,
@@ -368,7 +378,7 @@ class Category(Aggregate):
 
     def set_location_visibility(self, actor: ActorRef, location_public: bool, at: datetime) -> None:
         """Say whether public views may show where cases of this category are (only a change is recorded)."""
-        _check_registrar(f"category {self.code}", "defined", "registry.category-location", actor)
+        check_registrar(f"category {self.code}", "defined", "registry.category-location", actor)
         if location_public != self.location_public:
             self._visibility(location_public=location_public, actor=actor, occurred_at=at)
 
@@ -396,7 +406,7 @@ class SlaPolicy(Aggregate):
     @classmethod
     def start(cls, actor: ActorRef, at: datetime) -> SlaPolicy:
         """Begin the policy's history (no version in force yet)."""
-        _check_registrar("SLA policy", "new", "registry.sla-policy", actor)
+        check_registrar("SLA policy", "new", "registry.sla-policy", actor)
         created: SlaPolicy = cls(id=SLA_POLICY_ID, actor=actor, occurred_at=at)
         return created
 
@@ -407,7 +417,7 @@ class SlaPolicy(Aggregate):
 
     def publish(self, actor: ActorRef, version: int, rules: tuple[SlaRule, ...], at: datetime) -> None:
         """Publish the next version; every SLA class × urgency must have exactly one rule."""
-        _check_registrar("SLA policy", f"at version {self.current_version}", "registry.sla-policy", actor)
+        check_registrar("SLA policy", f"at version {self.current_version}", "registry.sla-policy", actor)
 
         def refuse(rule: str, reason: str) -> CommandRefused:
             return CommandRefused(
@@ -452,7 +462,7 @@ class HolidayCalendar(Aggregate):
     @classmethod
     def start(cls, actor: ActorRef, at: datetime) -> HolidayCalendar:
         """Begin the calendar's history (plain Monday–Friday weeks until a version is published)."""
-        _check_registrar("holiday calendar", "new", "registry.calendar", actor)
+        check_registrar("holiday calendar", "new", "registry.calendar", actor)
         created: HolidayCalendar = cls(id=CALENDAR_ID, actor=actor, occurred_at=at)
         return created
 
@@ -465,23 +475,14 @@ class HolidayCalendar(Aggregate):
     ) -> None:
         """Publish the next version of the calendar."""
         state = f"at version {self.calendar.version}"
-        _check_registrar("holiday calendar", state, "registry.calendar", actor)
+        check_registrar("holiday calendar", state, "registry.calendar", actor)
+        refused = {"subject": "holiday calendar", "state": state, "command": "registry.calendar"}
         if version != self.calendar.version + 1:
-            raise CommandRefused(
-                subject="holiday calendar",
-                state=state,
-                command="registry.calendar",
-                rule="CalendarVersionsFollowOneAnother",
-                reason=f"the next version is {self.calendar.version + 1}, not {version}",
-            )
+            raise CommandRefused(**refused, rule="CalendarVersionsFollowOneAnother",
+                                 reason=f"the next version is {self.calendar.version + 1}, not {version}")  # fmt: skip
         if set(holidays) & set(workdays):
-            raise CommandRefused(
-                subject="holiday calendar",
-                state=state,
-                command="registry.calendar",
-                rule="ADayIsAHolidayOrAWorkday",
-                reason="a day is both a holiday and a make-up working day",
-            )
+            raise CommandRefused(**refused, rule="ADayIsAHolidayOrAWorkday",
+                                 reason="a day is both a holiday and a make-up working day")  # fmt: skip
         self._published(version=version, holidays=holidays, workdays=workdays, actor=actor, occurred_at=at)
 
     @event(CalendarPublished)

@@ -7,12 +7,25 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from domain.base import Role
+from domain.base import ActorRef, Role
 from domain.bounded import Count, Name
+from domain.errors import CommandRefused
 
-__all__ = ["PARENT_KIND", "REGISTRARS", "Count", "GridKind", "Name", "OrgKind", "WorkerKind"]
+__all__ = ["PARENT_KIND", "REGISTRARS", "Count", "GridKind", "Name", "OrgKind", "WorkerKind", "check_registrar"]
 
 REGISTRARS = frozenset({Role.ADMIN, Role.SYSTEM})
+
+
+def check_registrar(subject: str, state: str, command: str, actor: ActorRef) -> None:
+    """Only administrators (and the system) change reference data."""
+    if actor.role not in REGISTRARS:
+        raise CommandRefused(
+            subject=subject,
+            state=state,
+            command=command,
+            rule="OnlyAdministratorsChangeTheRegistry",
+            reason=f"role {actor.role.value} may not change reference data",
+        )
 
 
 class OrgKind(StrEnum):

@@ -18,7 +18,8 @@ from domain.registry import (
     org_unit_id,
     worker_id,
 )
-from service.errors import ConcurrentChange
+from service.errors import BadInput, ConcurrentChange
+from service.geometry import boundary_problem
 from service.handling import Handlers, Handling, Result
 
 if TYPE_CHECKING:
@@ -89,6 +90,19 @@ def _grid_leader(handling: Handling, command: c.AppointGridLeader) -> Result:
     grid.appoint_leader(command.actor, command.worker, at)
     handling.work.save(grid)
     return {"code": grid.code, "leader": command.worker}
+
+
+@handlers.of(c.SetBoundary)
+def _boundary(handling: Handling, command: c.SetBoundary) -> Result:
+    at = handling.when(command)
+    unit = handling.load(OrgUnit, org_unit_id(command.code), "org unit", command.code, command.command)
+    problem = boundary_problem(command.boundary)
+    if problem is not None:
+        msg = f"{command.command}: boundary: {problem}"
+        raise BadInput(msg)
+    unit.set_boundary(command.actor, command.boundary, at)
+    handling.work.save(unit)
+    return {"code": unit.code, "kind": unit.kind.value, "boundary": command.boundary.type}
 
 
 @handlers.of(c.RegisterWorker)

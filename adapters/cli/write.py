@@ -28,9 +28,11 @@ from adapters.cli.common import (
     fail,
     load_settings,
     moment,
+    opened_engine,
     opened_service,
     out,
 )
+from adapters.http.catalogue import Catalogue
 from domain.commands import COMMANDS
 from domain.errors import DomainError
 from service import BadInput, ConcurrentChange, Result, Service
@@ -98,6 +100,19 @@ def _run(name: str, fields: dict[str, Any], actor: str | None, role: str | None,
         out.print(" ".join(str(v) for v in result.values()), markup=False, highlight=False)
 
 
+def _grid_at(lat: float | None, lon: float | None) -> str:
+    """The grid whose boundary holds a point (docs/http.md, "Where is it"), or a bad-input exit naming it."""
+    if lat is None or lon is None:
+        fail(Exit.BAD_INPUT, "bad input: grid: give --grid, or --lat and --lon inside the district")
+    with opened_engine(load_settings()) as engine:
+        catalogue = Catalogue(engine.reader)
+        catalogue.refresh()
+        found = catalogue.grid_at(lat, lon)
+    if found is None:
+        fail(Exit.BAD_INPUT, f"bad input: --lat, --lon: ({lat}, {lon}) is outside the district: in no grid")
+    return found
+
+
 # -- case ---------------------------------------------------------------------------
 
 
@@ -105,8 +120,8 @@ def _run(name: str, fields: dict[str, Any], actor: str | None, role: str | None,
 def case_report(
     channel: Annotated[str, typer.Option(help="hotline, window, app, wechat, letter_visit, supervision")],
     category: Annotated[str, typer.Option(help="Category code, e.g. facility.manhole")],
-    grid: Annotated[str, typer.Option(help="Grid code")],
     description: Annotated[str, typer.Option(help="What is wrong")],
+    grid: Annotated[str | None, typer.Option(help="Grid code; left out, the grid holding --lat/--lon")] = None,
     urgency: Annotated[str, typer.Option(help="normal or urgent")] = "normal",
     address: Annotated[str | None, typer.Option()] = None,
     lat: Annotated[float | None, typer.Option()] = None,
@@ -121,6 +136,8 @@ def case_report(
     as_json: JsonOpt = False,
 ) -> None:
     """Register a complaint under a new case number (一号受诉); prints the number."""
+    if grid is None:
+        grid = _grid_at(lat, lon)
     reporter = {"name": reporter_name, "phone": reporter_phone, "id_number": reporter_id_number}
     fields: dict[str, Any] = {
         "channel": channel,
@@ -308,6 +325,22 @@ def registry_grid_figures(grid: Annotated[str, typer.Option()], households: Anno
     """Record a new count of a grid's households and residents."""
     fields = {"grid": grid, "households": households, "population": population, "elderly": elderly}
     _run("registry.grid-figures", fields, actor, role, unit, at, as_json)
+
+
+@registry_app.command("boundary")
+def registry_boundary(code: Annotated[str, typer.Option(help="The org unit's code, e.g. SN08-C01-G004")],
+                      geojson: Annotated[Path, typer.Option(help="GeoJSON file: a Polygon or MultiPolygon geometry "
+                                                                 "(or a Feature holding one), WGS84")],
+                      actor: ActorOpt = None, role: RoleOpt = None, unit: UnitOpt = None, at: AtOpt = None,
+                      as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Draw an org unit's boundary (a new version of it; the old ones stay in its history)."""
+    try:
+        loaded = json.loads(geojson.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        fail(Exit.BAD_INPUT, f"bad input: geojson: {error}")
+    if isinstance(loaded, dict) and loaded.get("type") == "Feature":
+        loaded = loaded.get("geometry")
+    _run("registry.boundary", {"code": code, "boundary": loaded}, actor, role, unit, at, as_json)
 
 
 @registry_app.command("grid-leader")

@@ -147,7 +147,7 @@ def create_request(
     response_format: Format,
     credentials: Credentials,
     service_code: Annotated[str, Form(min_length=1, max_length=64)],
-    description: Annotated[str, Form(min_length=1, max_length=4000)],
+    description: Annotated[str | None, Form(max_length=4000)] = None,
     lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
     long: Annotated[float | None, Form(ge=-180, le=180)] = None,
     address_string: OptionalText = None,
@@ -185,7 +185,11 @@ def create_request(
         raise _bad("lat, long: give both or neither")
     found = _locate(runtime, grid, address_id, address_string, lat, long)
     name = " ".join(part for part in (first_name, last_name) if part) or None
-    text = description if not media_url else f"{description}\nmedia: {media_url}"
+    category = catalogue.categories[service_code]
+    # GeoReport v2 makes the description optional; a case keeps one, so a request without it says what it is.
+    given = description if description and description.strip() else None
+    said = given or f"{category['name']} ({category['name_en']}); no description given"
+    text = said if not media_url else f"{said}\nmedia: {media_url}"
     fields: dict[str, Any] = {
         "command": "case.report",
         "channel": principal.channel.value,
@@ -238,7 +242,7 @@ def _locate(runtime: Runtime, grid: str | None, address_id: str | None, address:
         located = catalogue.grid_at(lat, lon)
         if located is not None:
             return located
-        raise _bad(f"lat, long: ({lat}, {lon}) is outside the district")
+        raise _bad(f"lat, long: ({lat}, {lon}) is outside the district: in no grid")
     raise _bad("location: give lat and long inside the district, an address naming a grid, or attribute[grid]")
 
 

@@ -18,6 +18,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -49,7 +50,6 @@ from tests.hostile import (
 from tests.support import CATEGORY, GRID
 
 if TYPE_CHECKING:
-    import httpx
     from schemathesis import BaseSchema, Case
 
     from tests.e2e.http.conftest import Api
@@ -250,7 +250,10 @@ def check_native(api: Api, mutation: Mutation) -> list[str]:
     content = json.dumps(body, ensure_ascii=True, allow_nan=True).encode()
     before = api.events()
     with api.client("admin") as client:
-        response = client.post(path, content=content, headers={"Content-Type": "application/json"})
+        try:
+            response = client.post(path, content=content, headers={"Content-Type": "application/json"})
+        except httpx.InvalidURL:  # a number too long for any URL (httpx: 64 KiB) never reaches the server
+            return []
     after = api.events()
     problem = None
     names = mutation.names

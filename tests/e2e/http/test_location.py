@@ -1,4 +1,9 @@
-"""Where a request is: an explicit grid, an address naming a grid, or lat/long on the district's raster."""
+"""Where a request is: an explicit grid, an address naming a grid, or lat/long.
+
+The small district here has no boundaries, as a store written before ``registry.boundary`` existed: lat/long
+falls back to the raster over the district's bounding box. Boundaries are tested in test_geometry.py, and the
+reference district's (which has them) at the end of this file.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +51,7 @@ def test_a_grid_is_found_by_code_name_or_coordinates(api: Api) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(lat=st.floats(SOUTH, NORTH), lon=st.floats(WEST, EAST))
-def test_every_point_of_the_district_is_in_exactly_one_base_grid(api: Api, lat: float, lon: float) -> None:
+def test_without_boundaries_any_point_of_the_box_is_in_exactly_one_base_grid(api: Api, lat: float, lon: float) -> None:
     catalogue = api.runtime.catalogue
     found = catalogue.grid_at(lat, lon)
     assert found in {GRID, OTHER_GRID}
@@ -57,13 +62,13 @@ def test_every_point_of_the_district_is_in_exactly_one_base_grid(api: Api, lat: 
 
 @settings(max_examples=100, deadline=None)
 @given(lat=st.floats(-90, 90), lon=st.floats(-180, 180))
-def test_points_outside_the_district_are_in_no_grid(api: Api, lat: float, lon: float) -> None:
+def test_without_boundaries_points_outside_the_box_are_in_no_grid(api: Api, lat: float, lon: float) -> None:
     inside = SOUTH <= lat <= NORTH and WEST <= lon <= EAST
     assert (api.runtime.catalogue.grid_at(lat, lon) is not None) == inside
 
 
 @pytest.mark.slow
-def test_on_the_reference_district_every_base_grid_has_its_cell_and_every_grid_its_name(tmp_path: Path) -> None:
+def test_on_the_reference_district_every_grid_is_found_inside_its_boundary_and_by_name(tmp_path: Path) -> None:
     service = make_app(make_settings(f"sqlite:///{tmp_path / 'reference.db'}"))
     try:
         reader = service.reader
@@ -75,10 +80,15 @@ def test_on_the_reference_district_every_base_grid_has_its_cell_and_every_grid_i
     grids = {code: unit for code, unit in catalogue.units.items() if unit.kind == "grid"}
     base = sorted(code for code, unit in grids.items() if unit.grid_kind == "base")
     assert (len(base), len(grids)) == (505, 573)
-    for code in base:
-        centre = catalogue.centre_of(code)
-        assert centre is not None
-        assert catalogue.grid_at(*centre) == code
+    assert catalogue.has_boundaries
+    # Every place has its boundary: 1 district, 10 streets, 55 communities, 573 grids.
+    assert len(catalogue.boundaries) == 1 + 10 + 55 + 573
     for code, unit in grids.items():
+        inside = catalogue.centre_of(code)
+        assert inside is not None
+        assert catalogue.grid_at(*inside) == code
         assert catalogue.grid_for_address(f"{unit.name}旁边") == code
+    # The bounding box's corners are sea or the next district: in no grid.
+    assert catalogue.grid_at(SOUTH, WEST) is None
+    assert catalogue.grid_at(NORTH, EAST) is None
     assert len(catalogue.categories) == 32
