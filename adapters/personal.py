@@ -6,7 +6,9 @@ Three tables in the event store's database (docs/privacy.md, "How personal data 
   from the master key (``GRIDCASE_MASTER_KEY`` / ``_FILE``; on the embedded SQLite default a key file next to
   the database, made on first run);
 - ``personal_lookups``: HMAC of a normalised phone number or ID number, to the subject (the same citizen by either);
-- ``personal_uses``: which aggregates (cases) hold data sealed under the subject's key, so an erasure can name them.
+- ``personal_uses``: which aggregates held data sealed under a subject's key, as earlier releases wrote it at each
+  intake. No longer written: an erasure finds the cases by the subject in the stored events (a scan, rare), so
+  intake writes one table fewer; rows written before are still read and deleted.
 
 The store's mapper hands each personal value to :meth:`Vault.seal`, which stages it in :data:`STAGED` and leaves a
 placeholder in the event's JSON; the chained recorders (adapters/chained.py), in the events' transaction and
@@ -124,15 +126,13 @@ class Staged:
 
     keys: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # subject -> (wrapped, data key)
     lookups: dict[str, str] = field(default_factory=dict)  # digest -> subject
-    uses: set[tuple[str, str]] = field(default_factory=set)
     erase: list[str] = field(default_factory=list)
     pending: list[Pending] = field(default_factory=list)
     vault: Vault | None = None
 
-    def rows(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
-        """The rows to insert: keys, lookups, uses."""
-        return ([(s, w) for s, (w, _) in self.keys.items()], [(d, s) for d, s in self.lookups.items()],
-                sorted(self.uses))  # fmt: skip
+    def rows(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """The rows to insert: keys, lookups."""
+        return [(s, w) for s, (w, _) in self.keys.items()], [(d, s) for d, s in self.lookups.items()]
 
 
 #: The staged rows of the save in progress on this thread (set by the mapper, consumed by the recorder).
@@ -214,7 +214,6 @@ class Vault:
         subject, key = self._subject_of(pending.digests, stage, select or self._select)
         for digest in pending.digests:
             stage.lookups.setdefault(digest, subject)
-        stage.uses.add((subject, pending.aggregate_id))
         nonce = secrets.token_bytes(_NONCE)
         data = base64.b64encode(nonce + AESGCM(key).encrypt(nonce, pending.clear, subject.encode())).decode()
         return f'{{"data":"{data}","sealed":"v1","subject":"{subject}"}}'.encode()  # as the transcoder writes it
@@ -279,12 +278,33 @@ class Vault:
         rows = self._select(f"SELECT l.subject, u.originator_id FROM {self.table(LOOKUPS)} l LEFT JOIN "  # noqa: S608
                             f"{self.table(USES)} u ON u.subject = l.subject WHERE l.digest = ? "
                             "ORDER BY l.subject, u.originator_id", [self.digest(kind.value, value)])  # fmt: skip
-        found: dict[str, list[str]] = {}
+        found: dict[str, set[str]] = {}
         for subject, originator in rows:
-            found.setdefault(str(subject), [])
+            found.setdefault(str(subject), set())
             if originator is not None:
-                found[str(subject)].append(str(originator))
-        return found
+                found[str(subject)].add(str(originator))
+        for subject, holders in found.items():
+            holders.update(self._holders(subject))
+        return {subject: sorted(holders) for subject, holders in found.items()}
+
+    def _holders(self, subject: str) -> list[str]:
+        """The aggregates whose stored events hold a value sealed under the subject's key (a scan of the store).
+
+        The sealed form is written as ``"subject":"<hex>"`` (:meth:`sealed_form`), the ciphertext and the rest of
+        the event are not searched for anything else. An erasure is rare; intake pays nothing for it.
+        """
+        needle = f'"subject":"{subject}"'.encode()
+        table = self.recorder.events_table_name
+        if self.is_postgres:
+            sql = (f'SELECT DISTINCT originator_id FROM "{self.recorder.datastore.schema}".{table} '  # noqa: S608
+                   "WHERE position(%s::bytea in state) > 0")  # fmt: skip
+            params: tuple[Any, ...] = (needle,)
+        else:
+            sql, params = f"SELECT DISTINCT originator_id FROM {table} WHERE instr(state, ?) > 0", (needle,)  # noqa: S608
+        with self.recorder.datastore.transaction(commit=False) as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        return [str(row["originator_id"] if isinstance(row, dict) else row[0]) for row in rows]
 
     def stage_erasure(self, subjects: Sequence[str]) -> None:
         """Delete these citizens' keys, lookups and uses in the transaction of the next write (the erasure event)."""
@@ -354,14 +374,12 @@ def write_staged(cursor: Any, qualify: Any, mark: str) -> None:
     stage = STAGED.get()
     if stage is None:
         return
-    keys, lookups, uses = stage.rows()
+    keys, lookups = stage.rows()
     conflict = "ON CONFLICT DO NOTHING"
     if keys:
         cursor.executemany(f"INSERT INTO {qualify(KEYS)} VALUES ({mark},{mark})", keys)  # noqa: S608
     if lookups:
         cursor.executemany(f"INSERT INTO {qualify(LOOKUPS)} VALUES ({mark},{mark}) {conflict}", lookups)  # noqa: S608
-    if uses:
-        cursor.executemany(f"INSERT INTO {qualify(USES)} VALUES ({mark},{mark}) {conflict}", uses)  # noqa: S608
     if stage.erase:
         if mark == "?":
             cursor.execute("PRAGMA secure_delete = ON")
