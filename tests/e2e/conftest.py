@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import KEY_VAR
+from tests.conftest import KEY_VAR, make_settings
+from tests.support import make_app, seed_small_district
 
 GRIDCASE = Path(sys.executable).parent / "gridcase"
 
@@ -40,3 +41,14 @@ class Cli:
 def cli(tmp_path: Path) -> Cli:
     """The CLI on a fresh SQLite file."""
     return Cli(f"sqlite:///{tmp_path / 'gridcase.db'}")
+
+
+@pytest.fixture
+def seeded(cli: Cli) -> Cli:
+    """The CLI over the small district of the other tests (tests.support.seed_small_district)."""
+    app = make_app(make_settings(cli.database_url))
+    try:
+        seed_small_district(app)
+    finally:
+        app.close()
+    return cli

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.e2e.http.conftest import Api, serving
-from tests.support import CATEGORY, GRID, make_app, seed_small_district
+from tests.support import CATEGORY, GRID, make_app
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -33,17 +33,6 @@ def last_position(database_url: str) -> int:
         return app.reader.last_position()
     finally:
         app.close()
-
-
-@pytest.fixture
-def seeded(cli: Cli) -> Cli:
-    """The CLI over the small district of the other tests."""
-    app = make_app(make_settings(cli.database_url))
-    try:
-        seed_small_district(app)
-    finally:
-        app.close()
-    return cli
 
 
 # -- the CLI ------------------------------------------------------------------------------------------------

@@ -5,27 +5,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import pytest
-
-from tests.conftest import make_settings
-from tests.support import CATEGORY, GRID, make_app, seed_small_district
+from tests.support import CATEGORY, GRID
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Cli
 
 REPORT = ("case", "report", "--channel", "hotline", "--category", CATEGORY, "--grid", GRID,
           "--description", "井盖缺失", "--actor", "admin", "--role", "admin")  # fmt: skip
-
-
-@pytest.fixture
-def seeded(cli: Cli) -> Cli:
-    """The CLI over the small district of the other tests."""
-    app = make_app(make_settings(cli.database_url))
-    try:
-        seed_small_district(app)
-    finally:
-        app.close()
-    return cli
 
 
 def test_report_prints_the_code_and_track_wants_it(seeded: Cli) -> None:
