@@ -1,0 +1,332 @@
+"""The sink's loop: read the topics from assigned partitions, fold each batch, write it with its offsets.
+
+No consumer group: the sink assigns itself every partition of the topics ``index.json`` names and keeps its
+own offsets in DuckDB, in the transaction that writes the rows (a group's committed offsets could not be).
+A message the sink cannot use is *poison*: set aside in ``sink_poison`` with the reason, counted, and read past.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+from kafka import KafkaConsumer, TopicPartition
+
+from sink import schema, tables
+from sink.figures import Fold, parse_time
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from kafka.consumer.fetcher import ConsumerRecord
+
+#: Tables exported to Parquet and the date column whose month names each file's folder.
+EXPORTS = {"events": "local_day", "cases": "reported_day", "patrols": "day", "daily_counts": "day"}
+
+
+@dataclass
+class SinkStats:
+    """What a run did."""
+
+    messages: int = 0
+    events: int = 0
+    poison: int = 0
+    batches: int = 0
+    #: Messages on the topics not read yet, when last looked.
+    lag: int = 0
+    seconds: float = 0.0
+    columns_added: list[str] = field(default_factory=list)
+    per_type: dict[str, int] = field(default_factory=dict)
+
+
+class _Poison(Exception):
+    """Why a message cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    """A message the sink can use."""
+
+    area: str
+    name: str
+    aggregate_id: str
+    data: dict[str, Any]
+    meta: list[Any]
+    text: str
+
+
+class Sink:
+    """The reference downstream consumer: the topics and ``schemas/`` in, analytics tables in DuckDB out."""
+
+    def __init__(
+        self,
+        path: Path,
+        bootstrap: str,
+        *,
+        schemas: Path | None = None,
+        timezone: str = "Asia/Shanghai",
+        batch_size: int = 5_000,
+        poll_ms: int = 500,
+    ) -> None:
+        self.path = path
+        self.bootstrap = bootstrap
+        self.catalogue = schema.load(schemas)
+        self.timezone = timezone
+        self.tz = ZoneInfo(timezone)
+        self.batch_size = batch_size
+        self.poll_ms = poll_ms
+        self.stats = SinkStats()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._sql = tables.events_sql(self.catalogue)
+        self._check = tables.check_sql(self.catalogue)
+        self._partitions: list[TopicPartition] = []
+        self._looked = 0.0
+
+    # -- life -----------------------------------------------------------------------
+
+    @property
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """The open DuckDB file."""
+        if self._connection is None:
+            self._connection = tables.connect(self.path)
+            self.stats.columns_added = tables.migrate(self._connection, self.catalogue, self.timezone)
+        return self._connection
+
+    def start(self) -> None:
+        """Open the file (creating or widening its tables) and the consumer, at the stored offsets."""
+        connection = self.connection
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="gridcase-sink",
+            max_poll_records=self.batch_size, fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+        )  # fmt: skip
+        del connection
+        self._assign()
+
+    def close(self) -> None:
+        """Close the consumer and the file."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _assign(self) -> None:
+        """Take every partition of the schemas' topics (again: a topic may appear or grow while following)."""
+        consumer = self._require()
+        found = consumer.topics()
+        wanted = [
+            TopicPartition(topic, p)
+            for topic in self.catalogue.topics if topic in found
+            for p in sorted(consumer.partitions_for_topic(topic) or ())
+        ]  # fmt: skip
+        self._looked = time.monotonic()
+        if wanted == self._partitions:
+            return
+        stored = tables.offsets(self.connection)
+        new = [tp for tp in wanted if tp not in self._partitions]
+        consumer.assign(wanted)
+        for tp in new:
+            if (tp.topic, tp.partition) in stored:
+                consumer.seek(tp, stored[(tp.topic, tp.partition)])
+            else:
+                consumer.seek_to_beginning(tp)
+        self._partitions = wanted
+
+    def _require(self) -> KafkaConsumer:
+        if self._consumer is None:
+            msg = "the sink is not started"
+            raise RuntimeError(msg)
+        return self._consumer
+
+    # -- running --------------------------------------------------------------------
+
+    def run_once(self, progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
+        """Read until every partition is at its end, then stop."""
+        return self._repeat(None, progress)
+
+    def follow(self, stop: Callable[[], bool], progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
+        """Keep reading until ``stop()`` says so."""
+        return self._repeat(stop, progress)
+
+    def _repeat(self, stop: Callable[[], bool] | None, progress: Callable[[SinkStats], None] | None) -> SinkStats:
+        started = time.perf_counter()
+        while stop is None or not stop():
+            if self.step():
+                if progress is not None:
+                    progress(self.stats)
+            elif stop is None:
+                break
+            elif time.monotonic() - self._looked > 10:  # noqa: PLR2004 - look for new topics and partitions
+                self._assign()
+        self.stats.seconds = time.perf_counter() - started
+        return self.stats
+
+    def step(self) -> bool:
+        """Read and write one batch; False when there was nothing to read."""
+        consumer = self._require()
+        if not self._partitions:
+            self._assign()
+            if not self._partitions:
+                time.sleep(self.poll_ms / 1000)
+                return False
+        polled = consumer.poll(timeout_ms=self.poll_ms, max_records=self.batch_size)
+        records = [record for batch in polled.values() for record in batch]
+        if not records:
+            ends = consumer.end_offsets(self._partitions)
+            self.stats.lag = sum(max(0, ends[tp] - consumer.position(tp)) for tp in self._partitions)
+            return self.stats.lag > 0
+        self._apply(records)
+        return True
+
+    def _apply(self, records: list[ConsumerRecord]) -> None:
+        """Fold and write a batch; a value a column cannot hold is found, set aside, and the batch done again."""
+        unfit: dict[tuple[str, int, int], str] = {}
+        for _ in range(3):
+            batch = self._fold(records, unfit)
+            try:
+                tables.write(self.connection, batch, self._sql)
+            except duckdb.Error:
+                found = self._unfit(batch)
+                if not found:
+                    raise
+                unfit.update(found)
+                continue
+            self._count(batch)
+            return
+        msg = "a batch could not be written after setting aside the values that do not fit"
+        raise RuntimeError(msg)
+
+    def _count(self, batch: tables.Batch) -> None:
+        stats = self.stats
+        stats.batches += 1
+        stats.messages += len(batch.events) + len(batch.poison)
+        stats.events += len(batch.events)
+        stats.poison += len(batch.poison)
+        for meta, _ in batch.events:
+            stats.per_type[meta[6]] = stats.per_type.get(meta[6], 0) + 1
+
+    def _unfit(self, batch: tables.Batch) -> dict[tuple[str, int, int], str]:
+        found = {}
+        for meta, text in batch.events:
+            try:
+                self.connection.execute(self._check, [tables.message_text(meta, text)]).fetchall()
+            except duckdb.Error as error:
+                found[(meta[0], meta[1], meta[2])] = f"a value does not fit its column: {error}".splitlines()[0]
+        return found
+
+    def _fold(self, records: list[ConsumerRecord], unfit: dict[tuple[str, int, int], str]) -> tables.Batch:
+        batch = tables.Batch()
+        decoded: list[tuple[ConsumerRecord, _Decoded | str]] = []
+        for record in records:
+            batch.offsets[(record.topic, record.partition)] = record.offset + 1
+            reason = unfit.get((record.topic, record.partition, record.offset))
+            if reason is not None:
+                decoded.append((record, reason))
+                continue
+            try:
+                decoded.append((record, self._decode(record)))
+            except _Poison as poison:
+                decoded.append((record, str(poison)))
+        ids = [d.aggregate_id for _, d in decoded if isinstance(d, _Decoded) and d.area in {"case", "patrol"}]
+        memory = tables.load_memory(self.connection, sorted(set(ids)))
+        fold = Fold(self.tz)
+        for record, item in decoded:
+            if isinstance(item, str):
+                batch.poison.append(_poison_row(record, item))
+                continue
+            try:
+                self._fold_one(fold, batch, memory, item)
+            except (KeyError, LookupError, TypeError, ValueError, AttributeError) as error:
+                batch.poison.append(_poison_row(record, f"cannot fold {item.name}: {type(error).__name__}: {error}"))
+                continue
+            batch.events.append((item.meta, item.text))
+        return batch
+
+    @staticmethod
+    def _fold_one(fold: Fold, batch: tables.Batch, memory: dict[str, dict[str, Any]], item: _Decoded) -> None:
+        """Fold one event; its counts join the batch's only if the whole event folded."""
+        fold.deltas = {}
+        if item.area == "case":
+            known = batch.cases.get(item.aggregate_id) or memory.get(item.aggregate_id)
+            row = fold.case(known, item.name, item.data, item.aggregate_id)
+            batch.cases[item.aggregate_id] = row
+        elif item.area == "patrol":
+            known = batch.patrols.get(item.aggregate_id) or memory.get(item.aggregate_id)
+            row = fold.patrol(known, item.name, item.data, item.aggregate_id)
+            batch.patrols[item.aggregate_id] = row
+        counts = batch.counts
+        for key, amount in fold.deltas.items():
+            counts[key] = counts.get(key, 0) + amount
+
+    def _decode(self, record: ConsumerRecord) -> _Decoded:
+        headers = {key: value.decode("utf-8", "replace") for key, value in record.headers or ()}
+        kind = headers.get("ce_type")
+        if kind is None:
+            msg = "no ce_type header: not a gridcase event"
+            raise _Poison(msg)
+        known = self.catalogue.types.get(kind)
+        if known is None:
+            msg = f"{kind} is not in {self.catalogue.folder / 'index.json'}: update schemas/ to take it"
+            raise _Poison(msg)
+        try:
+            text = record.value.decode("utf-8")
+            data = json.loads(text)
+            position = int(headers["gridcase_position"])
+            recorded = headers.get("gridcase_recorded_at") or data.get("timestamp")
+            parse_time(recorded)
+            occurred = data.get("occurred_at")
+            day = parse_time(occurred).astimezone(self.tz).date().isoformat() if occurred is not None else None
+            aggregate_id = str(data["originator_id"])
+        except (AttributeError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+            msg = f"{kind}: unreadable: {type(error).__name__}: {error}"
+            raise _Poison(msg) from error
+        name, version = known
+        _, area, short = name.split(".", 2)
+        meta = [record.topic, record.partition, record.offset, position, headers.get("ce_id"), kind, name, version,
+                headers.get("ce_subject"), recorded, day]  # fmt: skip
+        return _Decoded(area=area, name=short, aggregate_id=aggregate_id, data=data, meta=meta, text=text)
+
+    # -- Parquet --------------------------------------------------------------------
+
+    def export_parquet(self, folder: Path) -> dict[str, int]:
+        """Write each table as Parquet files in ``folder/<table>/month=YYYY-MM/``; rows per table."""
+        connection = self.connection
+        folder.mkdir(parents=True, exist_ok=True)
+        written = {}
+        connection.execute("BEGIN TRANSACTION")  # one snapshot for every table
+        try:
+            for table, day in EXPORTS.items():
+                target = folder / table
+                shutil.rmtree(target, ignore_errors=True)
+                month = f"coalesce(strftime({day}, '%Y-%m'), 'unknown')"
+                quoted = str(target).replace("'", "''")
+                connection.execute(
+                    f"COPY (SELECT *, {month} AS month FROM {table}) TO '{quoted}' "
+                    "(FORMAT PARQUET, PARTITION_BY (month))"
+                )
+                row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+                written[table] = int(row[0]) if row else 0
+        finally:
+            connection.execute("COMMIT")
+        return written
+
+
+def _poison_row(record: ConsumerRecord, error: str) -> dict[str, Any]:
+    headers = {key: value.decode("utf-8", "replace") for key, value in record.headers or ()}
+    value = record.value.decode("utf-8", "replace") if record.value is not None else None
+    position = headers.get("gridcase_position", "")
+    return {
+        "topic": record.topic, "partition": record.partition, "offset": record.offset,
+        "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+        "ce_type": headers.get("ce_type"), "position": int(position) if position.isdigit() else None,
+        "error": error[:4000], "value": value, "headers": headers,
+    }  # fmt: skip
