@@ -185,6 +185,9 @@ class Sink:
             self.stats.lag = sum(max(0, ends[tp] - consumer.position(tp)) for tp in self._partitions)
             return self.stats.lag > 0
         self._apply(records)
+        # What the last fetches said each partition's end is: no round trip to the broker.
+        ends = {tp: consumer.highwater(tp) for tp in self._partitions}
+        self.stats.lag = sum(max(0, end - consumer.position(tp)) for tp, end in ends.items() if end is not None)
         return True
 
     def _apply(self, records: list[ConsumerRecord]) -> None:

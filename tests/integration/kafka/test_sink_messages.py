@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -104,13 +105,23 @@ def test_poison_is_set_aside_and_counted_and_a_new_additive_version_adds_its_col
     (schemas / "gridcase.case.CaseAccepted.v2.schema.json").write_text(json.dumps(v2))
     entry["versions"]["2"], entry["current_version"] = "gridcase.case.CaseAccepted.v2.schema.json", 2
     (schemas / "index.json").write_text(json.dumps(index))
+    # A follower started on the new schemas takes the new version as it arrives; SIGTERM ends it with its summary.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "sink", "--into", str(into), "--bootstrap", broker, "--schemas", str(schemas),
+         "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert follower.stderr is not None
     send(broker, [
         (json.dumps(reported(b, "SN-20210601-000002", 6)).encode(), headers("gridcase.case.CaseReported.v1", 6, b)),
         (json.dumps(accepted(b, accepting_desk="窗口3")).encode(), headers("gridcase.case.CaseAccepted.v2", 7, b)),
     ])  # fmt: skip
-
-    second = run_sink(into, broker, schemas)
-    assert (second["events"], second["poison"], second["columns_added"]) == (2, 0, ["accepting_desk"])
+    while not (line := follower.stderr.readline()).startswith("sink: 2 events"):
+        assert line, "the follower ended before taking the new messages"
+    follower.send_signal(signal.SIGTERM)
+    summary, _ = follower.communicate(timeout=30)
+    assert follower.returncode == 0
+    assert summary.startswith(f"sink {into}: 2 events taken, 0 set aside (sink_poison: 4 in all), 0 behind")
+    assert summary.rstrip().endswith("columns added: accepting_desk")
     with duckdb.connect(str(into), read_only=True) as db:
         desks = db.execute("SELECT event_version, accepting_desk FROM events WHERE event_type = "
                            "'gridcase.case.CaseAccepted' ORDER BY position").fetchall()  # fmt: skip
