@@ -37,6 +37,8 @@ class SinkStats:
     messages: int = 0
     events: int = 0
     poison: int = 0
+    #: Messages of an event the sink already held (the same ce_id published again): skipped.
+    duplicates: int = 0
     batches: int = 0
     #: Messages on the topics not read yet, when last looked.
     lag: int = 0
@@ -93,21 +95,29 @@ class Sink:
 
     @property
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """The open DuckDB file."""
+        """The open DuckDB file (opened on first use)."""
+        return self.open()
+
+    def open(self) -> duckdb.DuckDBPyConnection:
+        """Open the DuckDB file once, its tables created or widened to the schemas."""
         if self._connection is None:
-            self._connection = tables.connect(self.path)
-            self.stats.columns_added = tables.migrate(self._connection, self.catalogue, self.timezone)
+            connection = tables.connect(self.path)
+            try:
+                self.stats.columns_added = tables.migrate(connection, self.catalogue, self.timezone)
+            except BaseException:
+                connection.close()
+                raise
+            self._connection = connection
         return self._connection
 
     def start(self) -> None:
         """Open the file (creating or widening its tables) and the consumer, at the stored offsets."""
-        connection = self.connection
+        self.open()
         self._consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False, client_id="gridcase-sink",
             max_poll_records=self.batch_size, fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=16 * 1024 * 1024,
         )  # fmt: skip
-        del connection
         self._assign()
 
     def close(self) -> None:
@@ -211,9 +221,10 @@ class Sink:
     def _count(self, batch: tables.Batch) -> None:
         stats = self.stats
         stats.batches += 1
-        stats.messages += len(batch.events) + len(batch.poison)
+        stats.messages += len(batch.events) + len(batch.poison) + batch.duplicates
         stats.events += len(batch.events)
         stats.poison += len(batch.poison)
+        stats.duplicates += batch.duplicates
         for meta, _ in batch.events:
             stats.per_type[meta[6]] = stats.per_type.get(meta[6], 0) + 1
 
@@ -241,10 +252,15 @@ class Sink:
                 decoded.append((record, str(poison)))
         ids = [d.aggregate_id for _, d in decoded if isinstance(d, _Decoded) and d.area in {"case", "patrol"}]
         memory = tables.load_memory(self.connection, sorted(set(ids)))
+        # A message whose ce_id the sink holds is the same event published again: taken once, counted as such.
+        held = tables.held_events(self.connection, [d.meta[4] for _, d in decoded if isinstance(d, _Decoded)])
         fold = Fold(self.tz)
         for record, item in decoded:
             if isinstance(item, str):
                 batch.poison.append(_poison_row(record, item))
+                continue
+            if item.meta[4] in held:
+                batch.duplicates += 1
                 continue
             try:
                 self._fold_one(fold, batch, memory, item)
@@ -252,6 +268,7 @@ class Sink:
                 batch.poison.append(_poison_row(record, f"cannot fold {item.name}: {type(error).__name__}: {error}"))
                 continue
             batch.events.append((item.meta, item.text))
+            held.add(item.meta[4])
         return batch
 
     @staticmethod
@@ -273,8 +290,8 @@ class Sink:
     def _decode(self, record: ConsumerRecord) -> _Decoded:
         headers = {key: value.decode("utf-8", "replace") for key, value in record.headers or ()}
         kind = headers.get("ce_type")
-        if kind is None:
-            msg = "no ce_type header: not a gridcase event"
+        if kind is None or "ce_id" not in headers:
+            msg = f"no {'ce_type' if kind is None else 'ce_id'} header: not a gridcase event"
             raise _Poison(msg)
         known = self.catalogue.types.get(kind)
         if known is None:

@@ -87,16 +87,18 @@ def _summary(
     if as_json:
         document: dict[str, Any] = {
             "into": str(into), "messages": stats.messages, "events": stats.events, "poison": stats.poison,
-            "batches": stats.batches, "behind": stats.lag, "seconds": round(stats.seconds, 2),
+            "duplicates": stats.duplicates, "batches": stats.batches, "behind": stats.lag,
+            "seconds": round(stats.seconds, 2),
             "columns_added": stats.columns_added, "per_type": stats.per_type, "tables": rows,
             "parquet": {"folder": str(parquet), "rows": exported} if exported is not None else None,
         }  # fmt: skip
         sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
         return
+    again = f", {stats.duplicates:,} published again (skipped)" if stats.duplicates else ""
     added = f", columns added: {', '.join(stats.columns_added)}" if stats.columns_added else ""
     exports = f"; Parquet in {parquet}" if exported is not None else ""
     sys.stdout.write(
         f"sink {into}: {stats.events:,} events taken, {stats.poison:,} set aside (sink_poison: "
-        f"{rows['sink_poison']:,} in all), {stats.lag:,} behind ({rate}); {rows['events']:,} events, "
+        f"{rows['sink_poison']:,} in all){again}, {stats.lag:,} behind ({rate}); {rows['events']:,} events, "
         f"{rows['cases']:,} cases, {rows['patrols']:,} patrols, {rows['daily_counts']:,} daily counts{added}{exports}\n"
     )

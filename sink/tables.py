@@ -135,6 +135,7 @@ class Batch:
     patrols: dict[str, dict[str, Any]] = field(default_factory=dict)
     counts: dict[CountKey, float] = field(default_factory=dict)
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    duplicates: int = 0
 
 
 def load_memory(connection: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -154,6 +155,14 @@ META = [name for name in META_COLUMNS if name != "payload"]
 def message_text(meta: list[Any], value: str) -> str:
     """One message as the INSERT takes it: ``{"m": [metadata], "v": value}``, the value's text kept as it came."""
     return f'{{"m":{json.dumps(meta, ensure_ascii=False)},"v":{value}}}'
+
+
+def held_events(connection: duckdb.DuckDBPyConnection, ce_ids: list[str]) -> set[str]:
+    """Which of these events (by ``ce_id``) the sink holds already."""
+    if not ce_ids:
+        return set()
+    rows = connection.execute("SELECT ce_id FROM events WHERE ce_id IN (SELECT unnest($1::VARCHAR[]))", [ce_ids])
+    return {str(row[0]) for row in rows.fetchall()}
 
 
 def _selects(catalogue: Catalogue) -> tuple[str, list[str]]:
@@ -281,6 +290,8 @@ RATES: dict[str, tuple[str, tuple[str, ...]]] = {
     "resolution_rate": ("feedback_resolved", ("feedback",)),
     "closure_rate": ("due_closed", ("due", "due_suspended")),
     "on_time_closure_rate": ("due_closed_on_time", ("due", "due_suspended")),
+    "urgent_closure_rate": ("urgent_due_closed", ("urgent_due", "urgent_due_suspended")),
+    "urgent_on_time_closure_rate": ("urgent_due_closed_on_time", ("urgent_due", "urgent_due_suspended")),
 }
 METRICS = (
     "patrols", "patrol_seconds", "patrol_metres", "households_visited", "elderly_visits", "places_inspected",

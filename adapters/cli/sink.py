@@ -123,8 +123,9 @@ def _sink_side(db: Any) -> dict[str, Any]:
             "SELECT kind, subject, community, street, strftime(day, '%Y-%m-%d'), metric, value FROM daily_counts"
         ).fetchall()
     }
+    poison = {int(p) for (p,) in db.execute("SELECT position FROM sink_poison WHERE position IS NOT NULL").fetchall()}
     return {"positions": positions, "types": types, "cases": cases, "patrols": int(patrols), "counts": counts,
-            "events": sum(positions.values())}  # fmt: skip
+            "events": sum(positions.values()), "poison": poison}  # fmt: skip
 
 
 def _store_side(reader: Any) -> dict[str, Any]:
@@ -153,7 +154,9 @@ def _differences(
     extra = sorted(set(positions) - store["positions"])
     twice = sorted(p for p, n in positions.items() if n > 1)
     if missing:
-        lines.append(f"{len(missing)} stored event(s) not in the sink: positions {_listed(missing)}")
+        aside = len(set(missing) & found["poison"])
+        why = f" ({aside} of them set aside in the sink's poison table)" if aside else ""
+        lines.append(f"{len(missing)} stored event(s) not in the sink: positions {_listed(missing)}{why}")
     if extra:
         lines.append(f"{len(extra)} event(s) in the sink the store does not have: positions {_listed(extra)}")
     if twice:

@@ -42,7 +42,8 @@ def accepted(case_id: str, **extra: Any) -> dict[str, Any]:
 
 
 def headers(kind: str, position: int, case_id: str) -> list[tuple[str, bytes]]:
-    return [("ce_specversion", b"1.0"), ("ce_id", f"{case_id}-1".encode()), ("ce_source", b"urn:gridcase:sn"),
+    version = 1 if "CaseReported" in kind else 2  # the case's version after the event: ce_id is unique per event
+    return [("ce_specversion", b"1.0"), ("ce_id", f"{case_id}-{version}".encode()), ("ce_source", b"urn:gridcase:sn"),
             ("ce_type", kind.encode()), ("ce_time", b"2021-06-01T01:00:00Z"), ("ce_subject", b"SN-1"),
             ("content-type", b"application/json"), ("gridcase_position", str(position).encode()),
             ("gridcase_recorded_at", b"2021-06-01T01:00:00Z")]  # fmt: skip
@@ -85,10 +86,12 @@ def test_poison_is_set_aside_and_counted_and_a_new_additive_version_adds_its_col
         (json.dumps({**reported(d, "SN-20210601-000009", 4), "originator_version": "many"}).encode(),
          headers("gridcase.case.CaseReported.v1", 4, d)),  # a value its column cannot hold
         (json.dumps(accepted(a)).encode(), headers("gridcase.case.CaseAccepted.v1", 5, a)),
+        (good, headers("gridcase.case.CaseReported.v1", 1, a)),  # the same event published again
     ])  # fmt: skip
 
     first = run_sink(into, broker, schemas)
     assert (first["events"], first["poison"], first["tables"]["sink_poison"]) == (2, 4, 4), "set aside, not stopped"
+    assert first["duplicates"] == 1, "the event published again is taken once"
     with duckdb.connect(str(into), read_only=True) as db:
         reasons = dict(db.execute("SELECT kafka_offset, error FROM sink_poison ORDER BY 1").fetchall())
         assert db.execute("SELECT case_number, state FROM cases").fetchall() == [("SN-20210601-000001", "accepted")]
