@@ -226,7 +226,7 @@ class Sink:
         stats.poison += len(batch.poison)
         stats.duplicates += batch.duplicates
         for meta, _ in batch.events:
-            stats.per_type[meta[6]] = stats.per_type.get(meta[6], 0) + 1
+            stats.per_type[meta[tables.EVENT_TYPE]] = stats.per_type.get(meta[tables.EVENT_TYPE], 0) + 1
 
     def _unfit(self, batch: tables.Batch) -> dict[tuple[str, int, int], str]:
         found = {}
@@ -234,7 +234,8 @@ class Sink:
             try:
                 self.connection.execute(self._check, [tables.message_text(meta, text)]).fetchall()
             except duckdb.Error as error:
-                found[(meta[0], meta[1], meta[2])] = f"a value does not fit its column: {error}".splitlines()[0]
+                where = (meta[tables.TOPIC], meta[tables.PARTITION], meta[tables.OFFSET])
+                found[where] = f"a value does not fit its column: {error}".splitlines()[0]
         return found
 
     def _fold(self, records: list[ConsumerRecord], unfit: dict[tuple[str, int, int], str]) -> tables.Batch:
@@ -253,13 +254,14 @@ class Sink:
         ids = [d.aggregate_id for _, d in decoded if isinstance(d, _Decoded) and d.area in {"case", "patrol"}]
         memory = tables.load_memory(self.connection, sorted(set(ids)))
         # A message whose ce_id the sink holds is the same event published again: taken once, counted as such.
-        held = tables.held_events(self.connection, [d.meta[4] for _, d in decoded if isinstance(d, _Decoded)])
+        ce_ids = [d.meta[tables.CE_ID] for _, d in decoded if isinstance(d, _Decoded)]
+        held = tables.held_events(self.connection, ce_ids)
         fold = Fold(self.tz)
         for record, item in decoded:
             if isinstance(item, str):
                 batch.poison.append(_poison_row(record, item))
                 continue
-            if item.meta[4] in held:
+            if item.meta[tables.CE_ID] in held:
                 batch.duplicates += 1
                 continue
             try:
@@ -268,7 +270,7 @@ class Sink:
                 batch.poison.append(_poison_row(record, f"cannot fold {item.name}: {type(error).__name__}: {error}"))
                 continue
             batch.events.append((item.meta, item.text))
-            held.add(item.meta[4])
+            held.add(item.meta[tables.CE_ID])
         return batch
 
     @staticmethod

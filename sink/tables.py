@@ -150,6 +150,9 @@ def load_memory(connection: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[s
 
 #: The sink's own columns that come with each message (``payload`` is the value itself).
 META = [name for name in META_COLUMNS if name != "payload"]
+#: Where a message's topic, partition, offset, ce_id and event type sit in its metadata list.
+TOPIC, PARTITION, OFFSET, CE_ID, EVENT_TYPE = (META.index(n) for n in ("kafka_topic", "kafka_partition",
+                                                                        "kafka_offset", "ce_id", "event_type"))
 
 
 def message_text(meta: list[Any], value: str) -> str:

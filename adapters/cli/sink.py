@@ -25,7 +25,7 @@ sink_app = typer.Typer(
     no_args_is_help=False,
     invoke_without_command=True,
 )
-IntoOpt = Annotated[Path, typer.Option("--into", help="The DuckDB file of the analytics tables (created if missing)")]
+IntoOpt = Annotated[Path, typer.Option("--into", help="The sink's DuckDB file (gridcase sink --into …)")]
 #: At most this many positions or keys are named in a difference.
 SHOWN = 10
 
