@@ -6,6 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 from kafka.errors import KafkaError
 
 from sink.consume import Sink, SinkStats
@@ -70,6 +71,9 @@ def run(  # noqa: PLR0911 - one return per kind of failure
         return BAD_INPUT
     except KafkaError as error:
         sys.stderr.write(f"unavailable: Kafka at {bootstrap}: {error}\n")
+        return UNAVAILABLE
+    except duckdb.IOException as error:  # the file is locked by another process, the disk is full, …
+        sys.stderr.write(f"unavailable: {into}: {str(error).splitlines()[0]}\n")
         return UNAVAILABLE
     except KeyboardInterrupt:
         return OK

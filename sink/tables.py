@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from sink import views
 from sink.schema import META_COLUMNS
 
 if TYPE_CHECKING:
@@ -108,7 +109,7 @@ def migrate(connection: duckdb.DuckDBPyConnection, catalogue: Catalogue, timezon
                 msg = (f"events.{name} is {have[name]} but the schemas in {catalogue.folder} now say {kind}: not an "
                        "additive change; export what you need and build the sink again into a new file")  # fmt: skip
                 raise NotAdditiveError(msg)
-    _daily_figures_view(connection)
+    views.create(connection)
     stored = connection.execute("SELECT value FROM sink_meta WHERE key = 'timezone'").fetchone()
     if stored is None:
         connection.execute("INSERT INTO sink_meta VALUES ('timezone', ?)", [timezone])
@@ -278,54 +279,3 @@ def _add_counts(connection: duckdb.DuckDBPyConnection, counts: dict[CountKey, fl
         f"UPDATE daily_counts AS c SET value = c.value + d.value FROM count_delta AS d WHERE {on}"
     )
     connection.execute(f"INSERT INTO daily_counts SELECT d.* FROM count_delta AS d ANTI JOIN daily_counts AS c ON {on}")
-
-
-#: figure → (numerator metric, denominator metrics: the first minus the others), as docs/read-models.md defines them.
-RATES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "valid_report_rate": ("report_valid", ("report_judged",)),
-    "sign_on_time_rate": ("signed_on_time", ("signed",)),
-    "on_time_resolution_rate": ("resolved_on_time", ("resolved",)),
-    "rework_rate": ("rework", ("verified",)),
-    "satisfaction_rate": ("feedback_satisfied", ("feedback",)),
-    "community_closure_share": ("closed_in_community", ("closed",)),
-    "escalation_rate": ("escalated", ("accepted",)),
-    "response_rate": ("signed_on_time", ("dispatched",)),
-    "resolution_rate": ("feedback_resolved", ("feedback",)),
-    "closure_rate": ("due_closed", ("due", "due_suspended")),
-    "on_time_closure_rate": ("due_closed_on_time", ("due", "due_suspended")),
-    "urgent_closure_rate": ("urgent_due_closed", ("urgent_due", "urgent_due_suspended")),
-    "urgent_on_time_closure_rate": ("urgent_due_closed_on_time", ("urgent_due", "urgent_due_suspended")),
-}
-METRICS = (
-    "patrols", "patrol_seconds", "patrol_metres", "households_visited", "elderly_visits", "places_inspected",
-    "reported", "report_valid", "report_judged", "accepted", "rejected", "dispatched", "handled", "signed",
-    "signed_on_time", "sign_seconds", "resolved", "resolved_on_time", "resolve_seconds", "verified", "rework",
-    "closed", "closed_in_community", "escalated", "bounces", "reopened", "feedback", "feedback_satisfied",
-    "feedback_resolved", "due", "due_suspended", "due_closed", "due_closed_on_time", "urgent_due",
-    "urgent_due_suspended", "urgent_due_closed", "urgent_due_closed_on_time",
-)  # fmt: skip
-
-
-def _daily_figures_view(connection: duckdb.DuckDBPyConnection) -> None:
-    """``daily_figures``: one row per unit and day, each metric a column, the rates beside their parts.
-
-    Workers, departments and grids come as counted; communities, streets and the district are sums of their
-    grids (rates are summed numerators over summed denominators, never averages of rates).
-    """
-    sums = ", ".join(f"sum(value) FILTER (WHERE metric = '{m}') AS {m}" for m in METRICS)
-    rates = ", ".join(
-        f"CASE WHEN coalesce({bottom[0]}, 0) {''.join(f' - coalesce({b}, 0)' for b in bottom[1:])} > 0 "
-        f"THEN round(coalesce({top}, 0) / (coalesce({bottom[0]}, 0) {''.join(f' - coalesce({b}, 0)' for b in bottom[1:])}), 4) "  # noqa: E501
-        f"END AS {name}"
-        for name, (top, bottom) in RATES.items()
-    )  # fmt: skip
-    connection.execute(f"""
-        CREATE OR REPLACE VIEW daily_figures AS
-        WITH units AS (
-            SELECT kind, subject, day, metric, value FROM daily_counts
-            UNION ALL SELECT 'community', community, day, metric, value FROM daily_counts WHERE kind = 'grid'
-            UNION ALL SELECT 'street', street, day, metric, value FROM daily_counts WHERE kind = 'grid'
-            UNION ALL SELECT 'district', 'all', day, metric, value FROM daily_counts WHERE kind = 'grid'
-        ), wide AS (SELECT kind, subject, day, {sums} FROM units GROUP BY kind, subject, day)
-        SELECT *, {rates} FROM wide
-    """)

@@ -101,9 +101,11 @@ def test_killed_at_random_points_the_sink_holds_every_event_once_and_the_engines
     street, day = rows(into, busiest)[0]
     shown = engine.json("performance", "--street", street, "--period", day)
     figure = shown[0] if isinstance(shown, list) else shown
-    wide = (f"SELECT reported, accepted, response_rate FROM daily_figures "
+    wide = (f"SELECT name, name_en, reported, accepted, response_rate FROM daily_figures "
             f"WHERE kind = 'street' AND subject = '{street}' AND day = '{day}'")
-    reported, accepted, rate = rows(into, wide)[0]
+    name, name_en, reported, accepted, rate = rows(into, wide)[0]
+    assert name.endswith("街道")
+    assert name_en.endswith("Street"), "labelled in Chinese and English, from the registry's events"
     assert (reported or 0, accepted or 0) == (figure["reported"], figure["accepted"])
     assert rate == figure["response_rate"]["rate"]
 
