@@ -26,13 +26,16 @@ def main() -> int:
                         help="the district's time zone, for local days (default GRIDCASE_TIMEZONE or Asia/Shanghai)")
     parser.add_argument("--follow", action="store_true", help="keep reading until SIGTERM or Ctrl-C")
     parser.add_argument("--parquet", type=Path, default=None, help="export Parquet files by month into this folder")
+    parser.add_argument("--parquet-every", type=float, default=60.0,
+                        help="with --follow: export again every this many seconds when there is news (default 60)")
     parser.add_argument("--batch", type=int, default=5_000, help="messages per transaction")
     parser.add_argument("--json", action="store_true", help="the summary as one JSON object, no progress lines")
     args = parser.parse_args()
     stopping = [False]
     signal.signal(signal.SIGTERM, lambda *_: stopping.__setitem__(0, True))  # noqa: FBT003
     return run(args.into, args.bootstrap, schemas=args.schemas, timezone=args.timezone, follow=args.follow,
-               parquet=args.parquet, batch_size=args.batch, as_json=args.json, stop=lambda: stopping[0])  # fmt: skip
+               parquet=args.parquet, parquet_every=args.parquet_every, batch_size=args.batch, as_json=args.json,
+               stop=lambda: stopping[0])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ A message the sink cannot use is *poison*: set aside in ``sink_poison`` with the
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 from kafka import KafkaConsumer, TopicPartition
 
-from sink import schema, tables
+from sink import parquet, schema, tables
 from sink.figures import Fold, parse_time
 
 if TYPE_CHECKING:
@@ -25,10 +24,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kafka.consumer.fetcher import ConsumerRecord
-
-#: Tables exported to Parquet and the date column whose month names each file's folder.
-EXPORTS = {"events": "local_day", "cases": "reported_day", "patrols": "day", "daily_counts": "day"}
-
 
 @dataclass
 class SinkStats:
@@ -90,6 +85,8 @@ class Sink:
         self._check = tables.check_sql(self.catalogue)
         self._partitions: list[TopicPartition] = []
         self._looked = 0.0
+        self._exported_at = -1
+        self._export_time = 0.0
 
     # -- life -----------------------------------------------------------------------
 
@@ -163,11 +160,27 @@ class Sink:
         """Read until every partition is at its end, then stop."""
         return self._repeat(None, progress)
 
-    def follow(self, stop: Callable[[], bool], progress: Callable[[SinkStats], None] | None = None) -> SinkStats:
-        """Keep reading until ``stop()`` says so."""
-        return self._repeat(stop, progress)
+    def follow(
+        self,
+        stop: Callable[[], bool],
+        progress: Callable[[SinkStats], None] | None = None,
+        *,
+        parquet_to: Path | None = None,
+        parquet_every: float = 60.0,
+    ) -> SinkStats:
+        """Keep reading until ``stop()`` says so.
 
-    def _repeat(self, stop: Callable[[], bool] | None, progress: Callable[[SinkStats], None] | None) -> SinkStats:
+        With ``parquet_to``, export again when there is news, at most every ``parquet_every`` seconds.
+        """
+        return self._repeat(stop, progress, parquet_to, parquet_every)
+
+    def _repeat(
+        self,
+        stop: Callable[[], bool] | None,
+        progress: Callable[[SinkStats], None] | None,
+        parquet_to: Path | None = None,
+        parquet_every: float = 60.0,
+    ) -> SinkStats:
         started = time.perf_counter()
         while stop is None or not stop():
             if self.step():
@@ -177,6 +190,9 @@ class Sink:
                 break
             elif time.monotonic() - self._looked > 10:  # noqa: PLR2004 - look for new topics and partitions
                 self._assign()
+            news = self.stats.events + self.stats.poison != self._exported_at
+            if parquet_to is not None and news and time.monotonic() - self._export_time >= parquet_every:
+                self.export_parquet(parquet_to)
         self.stats.seconds = time.perf_counter() - started
         return self.stats
 
@@ -321,25 +337,9 @@ class Sink:
 
     def export_parquet(self, folder: Path) -> dict[str, int]:
         """Write each table as Parquet files in ``folder/<table>/month=YYYY-MM/``; rows per table."""
-        connection = self.connection
-        folder.mkdir(parents=True, exist_ok=True)
-        written = {}
-        connection.execute("BEGIN TRANSACTION")  # one snapshot for every table
-        try:
-            for table, day in EXPORTS.items():
-                target = folder / table
-                shutil.rmtree(target, ignore_errors=True)
-                month = f"coalesce(strftime({day}, '%Y-%m'), 'unknown')"
-                quoted = str(target).replace("'", "''")
-                connection.execute(
-                    f"COPY (SELECT *, {month} AS month FROM {table}) TO '{quoted}' "
-                    "(FORMAT PARQUET, PARTITION_BY (month))"
-                )
-                row = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-                written[table] = int(row[0]) if row else 0
-        finally:
-            connection.execute("COMMIT")
-        return written
+        self._exported_at = self.stats.events + self.stats.poison
+        self._export_time = time.monotonic()
+        return parquet.export(self.connection, folder)
 
 
 def _poison_row(record: ConsumerRecord, error: str) -> dict[str, Any]:

@@ -42,15 +42,14 @@ def run(  # noqa: PLR0911 - one return per kind of failure
     follow: bool = False,
     parquet: Path | None = None,
     batch_size: int = 5_000,
+    parquet_every: float = 60.0,
     as_json: bool = False,
     stop: Callable[[], bool] = lambda: False,
 ) -> int:
     """Catch up (or follow), export Parquet if asked, print the summary; the exit code."""
-    if not bootstrap:
-        sys.stderr.write("bad input: no broker: give --bootstrap HOST:PORT or set GRIDCASE_KAFKA_BOOTSTRAP_SERVERS\n")
-        return BAD_INPUT
-    if batch_size < 1:
-        sys.stderr.write(f"bad input: --batch: {batch_size} is not a positive number of messages\n")
+    problem = _problem(bootstrap, batch_size, parquet_every)
+    if problem:
+        sys.stderr.write(f"bad input: {problem}\n")
         return BAD_INPUT
     try:
         sink = Sink(into, bootstrap, schemas=schemas, timezone=timezone, batch_size=batch_size)
@@ -63,7 +62,10 @@ def run(  # noqa: PLR0911 - one return per kind of failure
     progress = None if as_json else _progress
     try:
         sink.start()
-        stats = sink.follow(stop, progress) if follow else sink.run_once(progress)
+        if follow:
+            stats = sink.follow(stop, progress, parquet_to=parquet, parquet_every=parquet_every)
+        else:
+            stats = sink.run_once(progress)
         exported = sink.export_parquet(parquet) if parquet is not None else None
         rows = counts(sink)
     except (NotAdditiveError, TimezoneChangedError) as error:
@@ -81,6 +83,16 @@ def run(  # noqa: PLR0911 - one return per kind of failure
         sink.close()
     _summary(into, stats, rows, exported, parquet, as_json)
     return OK
+
+
+def _problem(bootstrap: str, batch_size: int, parquet_every: float) -> str | None:
+    if not bootstrap:
+        return "no broker: give --bootstrap HOST:PORT or set GRIDCASE_KAFKA_BOOTSTRAP_SERVERS"
+    if batch_size < 1:
+        return f"--batch: {batch_size} is not a positive number of messages"
+    if not parquet_every > 0:
+        return f"--parquet-every: {parquet_every} is not a positive number of seconds"
+    return None
 
 
 def _summary(

@@ -41,6 +41,8 @@ def sink(
     into: Annotated[Path | None, typer.Option("--into", help="The DuckDB file (created if missing)")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Keep reading until SIGTERM or Ctrl-C")] = False,
     parquet: Annotated[Path | None, typer.Option("--parquet", help="Then export Parquet files by month here")] = None,
+    parquet_every: Annotated[float, typer.Option("--parquet-every", min=0.1,
+                                                 help="With --follow --parquet: export again this often (s)")] = 60.0,
     schemas: Annotated[Path | None, typer.Option("--schemas", help="The schemas/events folder to read")] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Messages per DuckDB transaction")] = 5_000,
     as_json: JsonOpt = False,
@@ -60,7 +62,8 @@ def sink(
     stopping = [False]
     signal.signal(signal.SIGTERM, lambda *_: stopping.__setitem__(0, True))  # noqa: FBT003
     code = run(into, settings.kafka_bootstrap_servers, schemas=schemas, timezone=settings.timezone, follow=follow,
-               parquet=parquet, batch_size=batch, as_json=as_json, stop=lambda: stopping[0])  # fmt: skip
+               parquet=parquet, parquet_every=parquet_every, batch_size=batch, as_json=as_json,
+               stop=lambda: stopping[0])  # fmt: skip
     if code:
         raise typer.Exit(code)
 

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,16 @@ def run_sink(into: Path, broker: str, schemas: Path) -> dict[str, Any]:
     return summary
 
 
+def _exported(folder: Path) -> int:
+    """Events in the Parquet export, read as another process reads it (0 while there is none)."""
+    try:
+        with duckdb.connect() as reader:
+            row = reader.execute(f"SELECT count(*) FROM read_parquet('{folder}/events/*/*.parquet')").fetchone()
+    except duckdb.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
 def test_poison_is_set_aside_and_counted_and_a_new_additive_version_adds_its_column(
     broker: str, tmp_path: Path
 ) -> None:
@@ -109,9 +120,11 @@ def test_poison_is_set_aside_and_counted_and_a_new_additive_version_adds_its_col
     entry["versions"]["2"], entry["current_version"] = "gridcase.case.CaseAccepted.v2.schema.json", 2
     (schemas / "index.json").write_text(json.dumps(index))
     # A follower started on the new schemas takes the new version as it arrives; SIGTERM ends it with its summary.
+    out = tmp_path / "parquet"
     follower = subprocess.Popen(
         [sys.executable, "-m", "sink", "--into", str(into), "--bootstrap", broker, "--schemas", str(schemas),
-         "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "--follow", "--parquet", str(out), "--parquet-every", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert follower.stderr is not None
     send(broker, [
@@ -120,11 +133,17 @@ def test_poison_is_set_aside_and_counted_and_a_new_additive_version_adds_its_col
     ])  # fmt: skip
     while not (line := follower.stderr.readline()).startswith("sink: 2 events"):
         assert line, "the follower ended before taking the new messages"
+    # While it runs (and holds the DuckDB file), its Parquet export shows the new rows within moments.
+    deadline = time.monotonic() + 20
+    while _exported(out) != 4:
+        assert time.monotonic() < deadline, f"the export still shows {_exported(out)} events"
+        time.sleep(0.1)
+    assert (out / "units.parquet").exists()
     follower.send_signal(signal.SIGTERM)
     summary, _ = follower.communicate(timeout=30)
     assert follower.returncode == 0
     assert summary.startswith(f"sink {into}: 2 events taken, 0 set aside (sink_poison: 4 in all), 0 behind")
-    assert summary.rstrip().endswith("columns added: accepting_desk")
+    assert summary.rstrip().endswith(f"columns added: accepting_desk; Parquet in {out}")
     with duckdb.connect(str(into), read_only=True) as db:
         desks = db.execute("SELECT event_version, accepting_desk FROM events WHERE event_type = "
                            "'gridcase.case.CaseAccepted' ORDER BY position").fetchall()  # fmt: skip
