@@ -116,10 +116,11 @@ def test_killed_at_random_points_the_sink_holds_every_event_once_and_the_engines
         connection.execute("DELETE FROM events WHERE position = 7")
         connection.execute("UPDATE daily_counts SET value = value + 1 WHERE metric = 'reported' AND kind = 'grid' "
                            "AND rowid = (SELECT min(rowid) FROM daily_counts WHERE metric = 'reported')")  # fmt: skip
-    broken = engine("sink", "verify", "--into", str(into), check=False)
+    broken = engine("sink", "verify", "--into", str(into), "--json", check=False)
     assert broken.returncode == 1
-    assert "1 stored event(s) not in the sink: positions 7" in broken.stderr
-    assert "daily count(s) differ from the engine's performance read model" in broken.stderr
+    differences = json.loads(broken.stdout)["differences"]
+    assert differences[0] == "1 stored event(s) not in the sink: positions 7"
+    assert any("daily count(s) differ from the engine's performance read model: grid " in d for d in differences)
 
     # Its Parquet export (taken before the rows were tampered with) by month, read back by a Parquet reader.
     assert sorted(p.name for p in (out / "events").iterdir()) == ["month=2021-01", "month=2021-06"]
