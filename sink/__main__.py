@@ -1,7 +1,8 @@
 """``python -m sink --into analytics.duckdb --bootstrap HOST:PORT [--follow] [--parquet DIR] [--json]``.
 
 The sink on its own, as a reporting team runs it without the engine installed; ``gridcase sink`` is the same.
-Exit codes: 0 done, 2 bad input (schemas, time zone, a change that is not additive), 5 Kafka did not answer.
+Exit codes: 0 done, 2 bad input (schemas, time zone, a change that is not additive), 5 Kafka did not answer or
+the file is held by another process, 70 an internal error.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-OK, BAD_INPUT, UNAVAILABLE = 0, 2, 5
+OK, BAD_INPUT, UNAVAILABLE, INTERNAL = 0, 2, 5, 70
 
 
 def _progress(stats: SinkStats) -> None:
@@ -77,6 +77,9 @@ def run(  # noqa: PLR0911 - one return per kind of failure
     except duckdb.IOException as error:  # the file is locked by another process, the disk is full, …
         sys.stderr.write(f"unavailable: {into}: {str(error).splitlines()[0]}\n")
         return UNAVAILABLE
+    except duckdb.Error as error:  # not a message's fault (those are set aside): a bug, or a damaged file
+        sys.stderr.write(f"internal error: DuckDB: {type(error).__name__}: {str(error).splitlines()[0]}\n")
+        return INTERNAL
     except KeyboardInterrupt:
         return OK
     finally:
