@@ -170,18 +170,28 @@ def held_events(connection: duckdb.DuckDBPyConnection, ce_ids: list[str]) -> set
 
 
 def _selects(catalogue: Catalogue) -> tuple[str, list[str]]:
-    """The list of JSON paths read in one parse of each message, and the typed column expressions over it."""
-    paths = [f"$.m[{i}]" for i in range(len(META))]
+    """The FROM that reads each message in two parses, and the typed column expressions over what it read.
+
+    ``x`` holds every scalar as text (``json_extract_string`` of a list of paths), ``o`` the value itself and
+    every list or free object as JSON (``json_extract`` of another list): one parse per list, not per column.
+    """
+    scalars = [f"$.m[{i}]" for i in range(len(META))]
+    nested = ["$.v"]
     expressions = [_typed(f"x[{i + 1}]", META_COLUMNS[name]) for i, name in enumerate(META)]
-    expressions.append("json_extract(j, '$.v')")
+    expressions.append("o[1]")
     for column in catalogue.columns:
         if column.type == "JSON":  # a list or an object: its JSON text, not its string value
-            expressions.append(f"json_extract(j, '{column.json_path()}')")
+            nested.append(column.json_path())
+            expressions.append(f"o[{len(nested)}]")
         else:
-            paths.append(column.json_path())
-            expressions.append(_typed(f"x[{len(paths)}]", column.type))
-    listed = "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in paths) + "]"
-    return listed, expressions
+            scalars.append(column.json_path())
+            expressions.append(_typed(f"x[{len(scalars)}]", column.type))
+    reads = f"json_extract_string(j, {_listed(scalars)}) AS x, json_extract(j, {_listed(nested)}) AS o"
+    return reads, expressions
+
+
+def _listed(paths: list[str]) -> str:
+    return "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in paths) + "]"
 
 
 def _typed(value: str, kind: str) -> str:
@@ -189,18 +199,17 @@ def _typed(value: str, kind: str) -> str:
 
 
 def events_sql(catalogue: Catalogue) -> str:
-    """The INSERT of a batch of messages (:func:`message_text`): each parsed once, every column typed."""
-    listed, expressions = _selects(catalogue)
+    """The INSERT of a batch of messages (:func:`message_text`): each parsed twice at most, every column typed."""
+    reads, expressions = _selects(catalogue)
     columns = ", ".join(f'"{name}"' for name in [*META, "payload", *(c.name for c in catalogue.columns)])
     return (f"INSERT INTO events ({columns}) SELECT {', '.join(expressions)} FROM "
-            f"(SELECT j, json_extract_string(j, {listed}) AS x FROM (SELECT unnest($1::VARCHAR[]) AS j))")  # fmt: skip
+            f"(SELECT {reads} FROM (SELECT unnest($1::VARCHAR[]) AS j))")  # fmt: skip
 
 
 def check_sql(catalogue: Catalogue) -> str:
     """The same casts as :func:`events_sql` over one message, writing nothing: finds the value that will not fit."""
-    listed, expressions = _selects(catalogue)
-    return (f"SELECT {', '.join(expressions)} FROM "
-            f"(SELECT j, json_extract_string(j, {listed}) AS x FROM (SELECT $1::VARCHAR AS j))")  # fmt: skip
+    reads, expressions = _selects(catalogue)
+    return f"SELECT {', '.join(expressions)} FROM (SELECT {reads} FROM (SELECT $1::VARCHAR AS j))"
 
 
 def _rows_sql(table: str, columns: dict[str, str]) -> str:
