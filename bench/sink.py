@@ -15,8 +15,10 @@ and publishes them with the real relay (6 partitions per topic). Then prints:
   (b) the sink: the same messages into a fresh DuckDB file (the flattened
       fact table, cases, patrols, daily counts, offsets, one transaction a
       batch of 5,000);
-  and the ratio b/a (target >= 0.5). ``--quick`` takes 3 days of 20 grids
-  (about 9,500 events, seconds, no history to build).
+  in turns, ``--rounds`` times (3), and the ratio of the best rate of each
+  (target >= 0.5): the machine is shared, and the best of a few runs is the
+  least disturbed. ``--quick`` takes 3 days of 20 grids (about 9,500
+  events, seconds, no history to build).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from kafka import KafkaConsumer, TopicPartition
 from adapters.bootstrap import bootstrap, settings_from_environment
 from adapters.kafka.relay import Relay, kafka_config
 from adapters.logging import configure_logging
-from sink import Sink
+from sink import Sink, SinkStats
 from sink.schema import load
 
 
@@ -79,11 +81,22 @@ def raw_consume(address: str, expected: int) -> float:
     return count / seconds
 
 
+def sink_run(address: str) -> SinkStats:
+    """The sink catching up from zero into a fresh DuckDB file."""
+    with tempfile.TemporaryDirectory() as folder:
+        sink = Sink(Path(folder) / "analytics.duckdb", address, batch_size=BATCH)
+        sink.start()
+        stats = sink.run_once()
+        sink.close()
+    return stats
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--grids", type=int, default=505)
     parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--rounds", type=int, default=3, help="raw consume and sink in turns; the best of each")
     parser.add_argument("--quick", action="store_true", help="3 days of 20 grids: seconds, nothing to build")
     args = parser.parse_args()
     if args.quick:
@@ -102,25 +115,24 @@ def main() -> None:
         relay.close()
         print(f"{events:,} events published, {PARTITIONS} partitions per topic", file=sys.stderr)
 
-        consume = raw_consume(address, events)
-        print(f"raw consume  {consume:10,.0f} msg/s", file=sys.stderr)
-
-        with tempfile.TemporaryDirectory() as folder:
-            sink = Sink(Path(folder) / "analytics.duckdb", address, batch_size=BATCH)
-            sink.start()
-            stats = sink.run_once()
-            sink.close()
-        sink_rate = stats.messages / stats.seconds
-        print(f"sink         {sink_rate:10,.0f} msg/s ({stats.events:,} events, {stats.poison} set aside, "
-              f"{stats.batches} transactions)", file=sys.stderr)  # fmt: skip
+        rounds = []
+        for _ in range(args.rounds):  # in turns, so that load from elsewhere weighs on both alike
+            consume = raw_consume(address, events)
+            stats = sink_run(address)
+            rounds.append((consume, stats.messages / stats.seconds))
+            print(f"raw consume {consume:8,.0f} msg/s, sink {rounds[-1][1]:8,.0f} msg/s ({stats.events:,} events, "
+                  f"{stats.poison} set aside, {stats.batches} transactions): {rounds[-1][1] / consume:.3f}x",
+                  file=sys.stderr)  # fmt: skip
+        consume, sink_rate = max(r[0] for r in rounds), max(r[1] for r in rounds)
     finally:
         process.kill()
         service.close()
 
-    result = {"events": events, "raw_consume_per_s": round(consume), "sink_per_s": round(sink_rate),
-              "ratio": round(sink_rate / consume, 3)}  # fmt: skip
+    result = {"events": events, "rounds": len(rounds), "raw_consume_per_s": round(consume),
+              "sink_per_s": round(sink_rate), "ratio": round(sink_rate / consume, 3),
+              "ratio_per_round": [round(s / c, 3) for c, s in rounds]}  # fmt: skip
     print(json.dumps(result))
-    print(f"sink {result['ratio']} x raw consume (target 0.5)", file=sys.stderr)
+    print(f"sink {result['ratio']} x raw consume, best of {len(rounds)} rounds each (target 0.5)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ A message the sink cannot use is *poison*: set aside in ``sink_poison`` with the
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,16 @@ class _Decoded:
     text: str
 
 
+@dataclass
+class _InFlight:
+    """A batch being written by the writer thread."""
+
+    records: list[ConsumerRecord]
+    batch: tables.Batch
+    thread: threading.Thread | None = None
+    error: duckdb.Error | None = None
+
+
 class Sink:
     """The reference downstream consumer: the topics and ``schemas/`` in, analytics tables in DuckDB out."""
 
@@ -87,6 +98,9 @@ class Sink:
         self._looked = 0.0
         self._exported_at = -1
         self._export_time = 0.0
+        self._write_connection: duckdb.DuckDBPyConnection | None = None
+        self._inflight: _InFlight | None = None
+        self._redone = False
 
     # -- life -----------------------------------------------------------------------
 
@@ -118,7 +132,13 @@ class Sink:
         self._assign()
 
     def close(self) -> None:
-        """Close the consumer and the file."""
+        """Close the consumer and the file (after the batch being written, if any)."""
+        if self._inflight is not None and self._inflight.thread is not None:
+            self._inflight.thread.join()
+            self._inflight = None
+        if self._write_connection is not None:
+            self._write_connection.close()
+            self._write_connection = None
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
@@ -193,6 +213,7 @@ class Sink:
             news = self.stats.events + self.stats.poison != self._exported_at
             if parquet_to is not None and news and time.monotonic() - self._export_time >= parquet_every:
                 self.export_parquet(parquet_to)
+        self._finish()
         self.stats.seconds = time.perf_counter() - started
         return self.stats
 
@@ -207,14 +228,58 @@ class Sink:
         polled = consumer.poll(timeout_ms=self.poll_ms, max_records=self.batch_size)
         records = [record for batch in polled.values() for record in batch]
         if not records:
+            written = self._finish()
             ends = consumer.end_offsets(self._partitions)
             self.stats.lag = sum(max(0, ends[tp] - consumer.position(tp)) for tp in self._partitions)
-            return self.stats.lag > 0
-        self._apply(records)
+            return written or self.stats.lag > 0
+        # This batch is folded while the one before is written (DuckDB lets go of the GIL), on top of it.
+        batch = self._fold(records, {}, self._inflight.batch if self._inflight else None)
+        if self._finish() and self._redone:
+            batch = self._fold(records, {})
+        self._launch(records, batch)
         # What the last fetches said each partition's end is: no round trip to the broker.
         ends = {tp: consumer.highwater(tp) for tp in self._partitions}
         self.stats.lag = sum(max(0, end - consumer.position(tp)) for tp, end in ends.items() if end is not None)
         return True
+
+    def _launch(self, records: list[ConsumerRecord], batch: tables.Batch) -> None:
+        """Write a folded batch in a thread of its own; :meth:`_finish` waits for it."""
+        inflight = _InFlight(records, batch)
+
+        def write() -> None:
+            try:
+                tables.write(self._writer(), batch, self._sql)
+            except duckdb.Error as error:
+                inflight.error = error
+
+        inflight.thread = threading.Thread(target=write, name="sink-writer")
+        inflight.thread.start()
+        self._inflight = inflight
+
+    def _finish(self) -> bool:
+        """Wait for the batch being written; True if one was.
+
+        A batch that failed is done again in full here (setting aside what does not fit), and ``_redone`` says
+        so: what was folded on top of it is stale.
+        """
+        inflight, self._inflight = self._inflight, None
+        self._redone = False
+        if inflight is None:
+            return False
+        if inflight.thread is not None:
+            inflight.thread.join()
+        if inflight.error is None:
+            self._count(inflight.batch)
+        else:
+            self._apply(inflight.records)
+            self._redone = True
+        return True
+
+    def _writer(self) -> duckdb.DuckDBPyConnection:
+        """A second connection to the file for the writing thread (one connection is not shared by threads)."""
+        if self._write_connection is None:
+            self._write_connection = self.connection.cursor()
+        return self._write_connection
 
     def _apply(self, records: list[ConsumerRecord]) -> None:
         """Fold and write a batch; a value a column cannot hold is found, set aside, and the batch done again."""
@@ -222,7 +287,7 @@ class Sink:
         for _ in range(3):
             batch = self._fold(records, unfit)
             try:
-                tables.write(self.connection, batch, self._sql)
+                tables.write(self._writer(), batch, self._sql)
             except duckdb.Error:
                 found = self._unfit(batch)
                 if not found:
@@ -254,7 +319,10 @@ class Sink:
                 found[where] = f"a value does not fit its column: {error}".splitlines()[0]
         return found
 
-    def _fold(self, records: list[ConsumerRecord], unfit: dict[tuple[str, int, int], str]) -> tables.Batch:
+    def _fold(
+        self, records: list[ConsumerRecord], unfit: dict[tuple[str, int, int], str], before: tables.Batch | None = None
+    ) -> tables.Batch:
+        """Fold a batch on what is committed and, if given, on the batch ``before`` it that is being written."""
         batch = tables.Batch()
         decoded: list[tuple[ConsumerRecord, _Decoded | str]] = []
         for record in records:
@@ -269,9 +337,14 @@ class Sink:
                 decoded.append((record, str(poison)))
         ids = [d.aggregate_id for _, d in decoded if isinstance(d, _Decoded) and d.area in {"case", "patrol"}]
         memory = tables.load_memory(self.connection, sorted(set(ids)))
+        if before is not None:
+            memory.update(before.cases)
+            memory.update(before.patrols)
         # A message whose ce_id the sink holds is the same event published again: taken once, counted as such.
         ce_ids = [d.meta[tables.CE_ID] for _, d in decoded if isinstance(d, _Decoded)]
         held = tables.held_events(self.connection, ce_ids)
+        if before is not None:
+            held.update(meta[tables.CE_ID] for meta, _ in before.events)
         fold = Fold(self.tz)
         for record, item in decoded:
             if isinstance(item, str):
