@@ -59,6 +59,10 @@ class _Decoded:
     text: str
 
 
+#: The headers the sink reads (the others are kept only with a message set aside).
+_HEADERS = frozenset({"ce_type", "ce_id", "ce_subject", "gridcase_position", "gridcase_recorded_at"})
+
+
 @dataclass
 class _InFlight:
     """A batch being written by the writer thread."""
@@ -66,7 +70,7 @@ class _InFlight:
     records: list[ConsumerRecord]
     batch: tables.Batch
     thread: threading.Thread | None = None
-    error: duckdb.Error | None = None
+    error: BaseException | None = None
 
 
 class Sink:
@@ -249,7 +253,7 @@ class Sink:
         def write() -> None:
             try:
                 tables.write(self._writer(), batch, self._sql)
-            except duckdb.Error as error:
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread by _finish
                 inflight.error = error
 
         inflight.thread = threading.Thread(target=write, name="sink-writer")
@@ -270,9 +274,11 @@ class Sink:
             inflight.thread.join()
         if inflight.error is None:
             self._count(inflight.batch)
-        else:
-            self._apply(inflight.records)
-            self._redone = True
+            return True
+        if not isinstance(inflight.error, duckdb.Error):
+            raise inflight.error  # rolled back: a restart reads the batch again
+        self._apply(inflight.records)
+        self._redone = True
         return True
 
     def _writer(self) -> duckdb.DuckDBPyConnection:
@@ -379,7 +385,7 @@ class Sink:
             counts[key] = counts.get(key, 0) + amount
 
     def _decode(self, record: ConsumerRecord) -> _Decoded:
-        headers = {key: value.decode("utf-8", "replace") for key, value in record.headers or ()}
+        headers = {key: value.decode("utf-8", "replace") for key, value in record.headers or () if key in _HEADERS}
         kind = headers.get("ce_type")
         if kind is None or "ce_id" not in headers:
             msg = f"no {'ce_type' if kind is None else 'ce_id'} header: not a gridcase event"
