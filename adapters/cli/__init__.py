@@ -8,6 +8,7 @@ One module per group of commands, all on the set-up of :mod:`adapters.cli.common
 - :mod:`~adapters.cli.queries`: ``case history|show|track``, ``queue``, ``overdue``, figures (and their exports);
 - :mod:`~adapters.cli.delivery`: ``delivery`` and ``deadletters``: the topics, their readers, every dead letter;
 - :mod:`~adapters.cli.workers`: ``project`` and ``relay``;
+- :mod:`~adapters.cli.sink`: ``sink`` and ``sink verify``, the reference downstream consumer into DuckDB;
 - :mod:`~adapters.cli.demo`: ``load-reference``, ``simulate``, ``walkthrough``;
 - :mod:`~adapters.cli.replay`: ``replay rebuild|build|verify``, ``review``, ``audit``;
 - :mod:`~adapters.cli.serve`: ``serve`` and ``token create|revoke|list``;
@@ -36,7 +37,20 @@ from sqlalchemy.exc import OperationalError as DatabaseUnavailable
 # Typer carries its own copy of click; these are the errors its parser raises.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from adapters.cli import apply, delivery, demo, imports, person, person_access, queries, replay, serve, workers, write
+from adapters.cli import (
+    apply,
+    delivery,
+    demo,
+    imports,
+    person,
+    person_access,
+    queries,
+    replay,
+    serve,
+    sink,
+    workers,
+    write,
+)
 from adapters.cli.common import Exit, command_words, err, internal_error
 from domain.bounds import text_problem
 
@@ -55,6 +69,7 @@ serve.register(app)
 replay.register(app)
 apply.register(app)
 workers.register(app)
+sink.register(app)
 queries.register(app, write.case_app)
 delivery.register(app)
 imports.register(app)

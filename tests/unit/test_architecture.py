@@ -18,9 +18,10 @@ import importing
 import projections
 import replay
 import service
+import sink
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("domain", "service", "projections", "replay", "district", "importing", "adapters")
+PACKAGES = ("domain", "service", "projections", "replay", "district", "importing", "adapters", "sink")
 IO = {
     "sqlalchemy", "kafka", "structlog", "psycopg", "psycopg_pool", "sqlite3", "fastapi", "starlette", "uvicorn",
     "requests", "httpx", "urllib", "socket", "subprocess", "os", "pathlib", "typer", "rich", "pydantic_settings",
@@ -38,6 +39,8 @@ NEVER: dict[str, set[str]] = {
     # The import's rules are pure (a row → its commands and anomalies): reading files and the CLI are adapters'.
     "importing": {"projections", "replay", "district", "adapters", "tests", *IO},
     "adapters": {"district", "tests"},
+    # The reference downstream consumer uses the topics and schemas/ only (docs/sink.md).
+    "sink": {"domain", "service", "projections", "replay", "district", "importing", "adapters", "tests"},
 }
 #: Entry-point packages: only they themselves, and the modules named here, may import them.
 ENTRY_POINTS = {
@@ -113,7 +116,7 @@ def test_the_check_itself_catches_each_kind_of_forbidden_arrow(tmp_path: Path, f
 
 
 def test_top_level_packages_are_this_repositorys_not_namesakes_from_pypi() -> None:
-    for package in (adapters, district, domain, importing, projections, replay, service):
+    for package in (adapters, district, domain, importing, projections, replay, service, sink):
         assert package.__file__ is not None
         assert Path(package.__file__).resolve().is_relative_to(ROOT), package.__file__
 
