@@ -258,3 +258,13 @@ def test_health_checks_and_start_order(services: dict[str, dict[str, Any]]) -> N
         assert needs <= set(service.get("depends_on", {})), f"{name} starts before what it connects to"
     assert services["load-reference"]["restart"] == "no", "a one-off is not restarted when it is done"
     assert "load-reference" in api["depends_on"], "the API serves once the reference district is there"
+
+
+def test_the_image_holds_every_package_and_the_data_read_beside_the_source() -> None:
+    import tomllib  # noqa: PLC0415 - only this test reads pyproject.toml
+
+    copied = set(re.findall(r"^COPY (\S+) \./\1$", (ROOT / "Dockerfile").read_text("utf-8"), flags=re.MULTILINE))
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["packages"]["find"]
+    wanted = {name.rstrip("*") for name in packages["include"]} | {"schemas", "rules"}
+    assert wanted - copied == set(), "the image would miss them: gridcase would not start or not find its data"
+    assert "pip install --no-cache-dir -e ." in (ROOT / "Dockerfile").read_text("utf-8")
