@@ -17,7 +17,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    and_,
+    bindparam,
     create_engine,
+    delete,
     event,
     select,
     tuple_,
@@ -262,7 +265,23 @@ class Counters:
         # In key order, so that processes adding to the same rows lock them in the same order (no deadlock).
         values = [(*key, amount) for key, amount in sorted(self.pending.items()) if amount]
         upsert_values(connection, self.table, values, add=[self.value])
+        # A figure taken back to zero (a case's due day moved, a count undone) leaves no row: the table is then
+        # the same however the events were cut into batches (the store's and Kafka's are cut differently). Only a
+        # taking-away can bring a count to zero, so only those keys are looked at.
+        emptied = [dict(zip(self._key_params, key, strict=True)) for key, amount in self.pending.items() if amount < 0]
+        if emptied:
+            connection.execute(self._delete_zero, emptied)
         self.clear()
+
+    @property
+    def _key_params(self) -> list[str]:
+        return [f"key_{name}" for name in self.key_columns]
+
+    @property
+    def _delete_zero(self) -> Any:
+        columns = self.table.c
+        keys = [columns[name] == bindparam(f"key_{name}") for name in self.key_columns]
+        return delete(self.table).where(and_(*keys, columns[self.value] == 0))
 
     def clear(self) -> None:
         """Forget pending amounts."""
