@@ -77,12 +77,19 @@ def _report(cli: Cli) -> subprocess.CompletedProcess[str]:
     return cli("case", "report", *where, "--description", "路灯不亮", *who, "--json", check=True)
 
 
-def test_a_query_sees_a_write_just_made(cases: Cli) -> None:
+def test_on_each_backend_a_query_sees_a_write_just_made_then_reads_the_current_models_alone(
+    database_url: str,
+) -> None:
+    cases = Cli(database_url)
+    seed(cases)
     before = cases.json("queue", "--state", "reported")
     number = json.loads(_report(cases).stdout)["case_number"]
     after = cases("queue", "--state", "reported", "--json", check=True)
     assert after.stderr == ""
     assert number in {row["case_number"] for row in json.loads(after.stdout)} - {r["case_number"] for r in before}
+    code, imported, shown = probe(cases, "queue", "--state", "reported", "--json")
+    assert code == 0 and json.loads(shown) == json.loads(after.stdout)
+    assert imported == ["adapters.cli.common", "adapters.cli.computed", "adapters.cli.queries"]
 
 
 def test_within_the_bound_a_query_reads_the_models_as_they_are_and_says_how_far_behind(cases: Cli) -> None:
