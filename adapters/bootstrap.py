@@ -14,17 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from adapters.access_log import SqlAccessLog
 from adapters.logging import configure_logging
-from adapters.personal import MasterKeyMissing, Vault, master_key
-from adapters.settings import Settings, check_code_secret
-from adapters.store import EventStoreApplication, StoreReader, store_env
-from projections.catalogue import all_projections, make_projections
-from projections.read_side import ReadSide
-from projections.runner import Runner
-from projections.sql import make_engine
-from service import Service
+from adapters.settings import Settings
 
+# The costly parts are imported where they are built: a CLI query on current read models needs only the settings.
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from datetime import datetime
@@ -32,9 +25,14 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from sqlalchemy import Engine as SqlEngine
 
+    from adapters.access_log import SqlAccessLog
     from adapters.kafka.consumer import KafkaProjector
     from adapters.kafka.relay import Relay
+    from adapters.store import EventStoreApplication, StoreReader
     from projections.base import Projection
+    from projections.read_side import ReadSide
+    from projections.runner import Runner
+    from service import Service
 
 
 class BadSettings(ValueError):
@@ -74,6 +72,9 @@ class Engine:
     @cached_property
     def store(self) -> EventStoreApplication:
         """The event store (opened when first asked: a Kafka-fed projector never opens it)."""
+        from adapters.personal import MasterKeyMissing, Vault, master_key  # noqa: PLC0415
+        from adapters.store import EventStoreApplication, store_env  # noqa: PLC0415
+
         try:
             vault = Vault(master_key(self.settings))
         except MasterKeyMissing as error:
@@ -85,16 +86,23 @@ class Engine:
     @cached_property
     def reader(self) -> StoreReader:
         """The store's notification log, in store order."""
+        from adapters.store import StoreReader  # noqa: PLC0415
+
         return StoreReader(self.store.recorder)
 
     @cached_property
     def access_log(self) -> SqlAccessLog:
         """The log of clear views of personal data, in the event store's database."""
+        from adapters.access_log import SqlAccessLog  # noqa: PLC0415
+
         return SqlAccessLog(self.settings.database_url)
 
     @cached_property
     def service(self) -> Service:
         """The application service over the store: the district's zone, number prefixes, event limit, access log."""
+        from adapters.settings import check_code_secret  # noqa: PLC0415
+        from service import Service  # noqa: PLC0415
+
         settings = self.settings
         return Service(
             self.store,
@@ -111,19 +119,27 @@ class Engine:
     @cached_property
     def read_engine(self) -> SqlEngine:
         """The read models' database."""
+        from projections.sql import make_engine  # noqa: PLC0415
+
         return make_engine(self.settings.read_url)
 
     def projections(self, names: Sequence[str] | None = None) -> list[Projection]:
         """Fresh instances of the read models (all of them, or those named)."""
+        from projections.catalogue import all_projections, make_projections  # noqa: PLC0415
+
         tz = self.settings.tz
         return all_projections(tz) if names is None else make_projections(names, tz)
 
     def runner(self, *, batch_size: int = 25_000, owner: str | None = None) -> Runner:
         """The projection runner over the store's notification log, into the read models' database."""
+        from projections.runner import Runner  # noqa: PLC0415
+
         return Runner(self.read_engine, self.reader.read, self.projections(), batch_size=batch_size, owner=owner)
 
     def read_side(self, *, batch_size: int = 25_000) -> ReadSide:
         """The read models with their queries; caught up from the store unless Kafka-fed projectors keep them."""
+        from projections.read_side import ReadSide  # noqa: PLC0415
+
         return ReadSide(
             self.read_engine,
             self.runner(batch_size=batch_size),

@@ -53,6 +53,13 @@ class Settings(BaseSettings):
         default="store",
         description="store: queries catch the read models up from the store; kafka: Kafka-fed projectors keep them",
     )
+    query_lag_bound: int = Field(
+        default=0,
+        ge=0,
+        le=1_000_000_000,
+        description="A CLI query reads the read models as they are when they are at most this many events behind "
+        "the store (and says how far behind on stderr); further behind, it catches them up first. 0: always current",
+    )
 
     master_key: SecretStr | None = Field(
         default=None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from projections import case_status_queries as queries
-from projections.runner import LeaseHeld
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -17,27 +16,11 @@ if TYPE_CHECKING:
     from projections.runner import Runner
 
 
-class ReadSide:
-    """The read models kept by one runner from the store, or (``catch_up_from_store=False``) by Kafka-fed projectors."""
+class ReadModels:
+    """The read models' database and the case queries on it, as they stand (nothing caught up)."""
 
-    def __init__(self, engine: Engine, runner: Runner, *, fetch: Callable[[int], Notification | None],
-                 catch_up_from_store: bool = True) -> None:  # fmt: skip
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.runner = runner
-        self.fetch = fetch
-        self.catch_up_from_store = catch_up_from_store
-        runner.create_tables()
-
-    def catch_up(self) -> None:
-        """Bring the read models up to date before a query, unless another runner (or Kafka) is keeping them."""
-        if not self.catch_up_from_store:
-            return
-        try:
-            self.runner.run_once(lease_timeout=0)
-        except LeaseHeld:
-            return
-        finally:
-            self.runner.release()
 
     def close(self) -> None:
         """Release connections."""
@@ -62,3 +45,28 @@ class ReadSide:
         """The public view of a case by any of its numbers: no personal data, merges followed."""
         with self.engine.connect() as connection:
             return queries.timeline(connection, number)
+
+
+class ReadSide(ReadModels):
+    """The read models kept by one runner from the store, or (``catch_up_from_store=False``) by Kafka-fed projectors."""
+
+    def __init__(self, engine: Engine, runner: Runner, *, fetch: Callable[[int], Notification | None],
+                 catch_up_from_store: bool = True) -> None:  # fmt: skip
+        super().__init__(engine)
+        self.runner = runner
+        self.fetch = fetch
+        self.catch_up_from_store = catch_up_from_store
+        runner.create_tables()
+
+    def catch_up(self) -> None:
+        """Bring the read models up to date before a query, unless another runner (or Kafka) is keeping them."""
+        from projections.runner import LeaseHeld  # noqa: PLC0415 - a query on current read models needs no runner
+
+        if not self.catch_up_from_store:
+            return
+        try:
+            self.runner.run_once(lease_timeout=0)
+        except LeaseHeld:
+            return
+        finally:
+            self.runner.release()

@@ -25,12 +25,9 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from adapters.bootstrap import BadSettings, bootstrap, settings_from_environment
-from domain.base import ActorRef
 from domain.bounds import PERIOD_SHAPES, moment_problem, period_days
 from domain.redaction import describe_error, mask_contacts, safe_traceback
 
@@ -39,6 +36,7 @@ if TYPE_CHECKING:
 
     from adapters.bootstrap import Engine
     from adapters.settings import Settings
+    from domain.base import ActorRef
     from service import Service
 
 # Piped output is read by people in logs and CI too: do not squeeze tables into 80 columns.
@@ -100,6 +98,8 @@ def command_words(args: Sequence[str]) -> str:
 
 def load_settings() -> Settings:
     """The settings from the environment; a bad one is bad input."""
+    from adapters.bootstrap import BadSettings, settings_from_environment  # noqa: PLC0415 - a command that runs pays
+
     try:
         return settings_from_environment()
     except BadSettings as error:
@@ -129,6 +129,9 @@ def viewer(actor: str | None, role: str | None, unit: str | None = None) -> Acto
 
     Whether that role may see it is the service's rule (domain/personal_data.py), not the CLI's.
     """
+    from pydantic import ValidationError  # noqa: PLC0415 - only a command that shows personal data pays
+
+    from domain.base import ActorRef  # noqa: PLC0415
     if not actor or not role:
         fail(Exit.BAD_INPUT, "bad input: actor: give --actor and --role (or GRIDCASE_ACTOR and GRIDCASE_ROLE)")
     try:
@@ -197,6 +200,8 @@ def one_of(value: str | None, allowed: Iterable[str], option: str) -> str | None
 @contextmanager
 def opened_engine(settings: Settings) -> Iterator[Engine]:
     """The engine the bootstrap builds from the settings, closed afterwards."""
+    from adapters.bootstrap import bootstrap  # noqa: PLC0415 - the service, the store and the projections: costly
+
     engine = bootstrap(settings)
     try:
         yield engine
@@ -212,8 +217,30 @@ def opened_service(settings: Settings) -> Iterator[Service]:
 
 
 @contextmanager
-def read_side(settings: Settings, *, catch_up: bool = True) -> Any:
-    """The read models, caught up first unless told not to, closed afterwards."""
+def read_side(settings: Settings, *, catch_up: bool = True, names: Sequence[str] | None = None) -> Any:
+    """The read models, caught up first unless told not to or current enough, closed afterwards.
+
+    Read models kept from the store are read as they stand when they are at most
+    ``GRIDCASE_QUERY_LAG_BOUND`` events behind it (0 by default: when they are current), saying on stderr
+    how far behind they were; further behind, or never built, they are caught up first. Checking costs two
+    small queries and imports neither the service nor the projections' runner: a query on current read
+    models answers at once. ``names``: the read models the query reads (all of them when None).
+    """
+    if catch_up and settings.projections_source == "store":
+        behind = lag(settings, names)
+        if behind is not None and behind <= settings.query_lag_bound:
+            if behind:
+                err.print(f"read models {behind:,} events behind the store (within GRIDCASE_QUERY_LAG_BOUND="
+                          f"{settings.query_lag_bound:,}): not caught up", highlight=False)  # fmt: skip
+            from projections.read_side import ReadModels  # noqa: PLC0415
+            from projections.sql import make_engine  # noqa: PLC0415
+
+            read = ReadModels(make_engine(settings.read_url))
+            try:
+                yield read
+            finally:
+                read.close()
+            return
     with opened_engine(settings) as engine:
         read = engine.read_side()
         try:
@@ -222,6 +249,40 @@ def read_side(settings: Settings, *, catch_up: bool = True) -> Any:
             yield read
         finally:
             read.close()
+
+
+def lag(settings: Settings, names: Sequence[str] | None = None) -> int | None:
+    """How many events the read models (those ``names``, or all) are behind the store; None if never built.
+
+    None too when either database cannot be read this way (no store yet, a server down): the caller then
+    takes the full path, which makes what is missing or fails as it always did.
+    """
+    from sqlalchemy import func, inspect, select  # noqa: PLC0415
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from projections.sql import make_engine, positions  # noqa: PLC0415
+    from replay.source import head  # noqa: PLC0415
+
+    store = make_engine(settings.database_url)
+    read = store if settings.read_url == settings.database_url else make_engine(settings.read_url)
+    try:
+        if not inspect(read).has_table(positions.name):
+            return None
+        with store.connect() as connection:
+            position, _ = head(connection)
+        with read.connect() as connection:
+            if names is None:
+                found = connection.execute(select(func.min(positions.c.position))).scalar()
+            else:
+                rows: dict[str, int] = {row.name: row.position for row in connection.execute(select(positions))}
+                each = [rows.get(name) for name in names]
+                found = None if None in each else min(p for p in each if p is not None)
+        return None if found is None else max(0, position - int(found))
+    except SQLAlchemyError:
+        return None
+    finally:
+        store.dispose()
+        read.dispose()
 
 
 # -- output -------------------------------------------------------------------------

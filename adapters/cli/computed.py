@@ -24,10 +24,8 @@ from sqlalchemy import select
 
 from adapters.cli.common import Exit, emit, fail, moment, out, read_side, show_record, show_rows
 from adapters.query_export import FORMATS, BadOutput, Provenance, check_target, meta_path, write_export
-from projections.catalogue import make_projections
 from projections.sql import make_engine, projection_versions, stored_position
 from replay.chain import event_chain, from_micros, to_micros
-from replay.review import review_rows
 from replay.source import cut_off, head, position_known_at
 
 if TYPE_CHECKING:
@@ -119,7 +117,7 @@ def query_at(
 
 
 def _live(settings: Settings, store: Any, names: Sequence[str], query: Query) -> tuple[list[dict[str, Any]], At]:
-    with read_side(settings) as read, read.engine.connect() as connection:
+    with read_side(settings, names=names) as read, read.engine.connect() as connection:
         for _ in range(_ATTEMPTS):
             position = min(stored_position(connection, name) for name in names)
             now = datetime.now(UTC)
@@ -145,6 +143,7 @@ def _live(settings: Settings, store: Any, names: Sequence[str], query: Query) ->
 def _built(settings: Settings, store: Any, names: Sequence[str], recorded: datetime | None,
            occurred: datetime | None, query: Query) -> tuple[list[dict[str, Any]], At]:  # fmt: skip
     from adapters.bootstrap import bootstrap  # noqa: PLC0415
+    from projections.catalogue import make_projections  # noqa: PLC0415
     from replay.build import build, scratch_of, temporary  # noqa: PLC0415
 
     with store.connect() as log:
@@ -231,6 +230,8 @@ def deliver(
 
 def export_review(result: Any, fmt: str, output: Path, rules: Path) -> None:
     """The review as a CSV or Parquet export (adapters/query_export.py), its provenance in the side file."""
+    from replay.review import review_rows  # noqa: PLC0415 - only the review's export
+
     header = result.header()
     cut = {"as-of-recorded": header["cutoff_recorded"], "as-of-occurred": header["cutoff_occurred"]}
     words = ["gridcase", "review", "--period", result.period, "--rules", str(rules),

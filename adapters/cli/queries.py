@@ -35,9 +35,7 @@ from adapters.cli.common import (
 )
 from adapters.cli.computed import FormatOpt, OccurredOpt, OutputOpt, RecordedOpt, deliver, output_of, query_at
 from adapters.query_export import case_list_schema, intake_schema, performance_schema
-from domain.case_values import CaseState
 from domain.errors import DomainError, UnknownReference
-from service import BadInput
 
 T = TypeVar("T")
 
@@ -75,6 +73,8 @@ def case_history(
     With ``--personal-data`` the reporter's contact is shown in clear to an auditor or admin (``--actor``,
     ``--role``) giving a ``--reason``; the view is recorded first (``gridcase person access-log``).
     """
+    from service import BadInput  # noqa: PLC0415 - the write side: only a history reads the store through it
+
     settings = load_settings()
     who = viewer(actor, role, unit) if personal_data else None
     with opened_service(settings) as service:
@@ -188,6 +188,7 @@ def queue(
     as_json: JsonOpt = False,
 ) -> None:
     """Cases of an org unit in a state (as of a cut-off if given; exported with --format csv|parquet --output)."""
+    from domain.case_values import CaseState  # noqa: PLC0415
     from projections.case_status_queries import queue as cases  # noqa: PLC0415
 
     one_of(state, (s.value for s in CaseState), "--state")
