@@ -143,9 +143,10 @@ def case_show(
         number = _found(ref, of_ref)
     assert number is not None
     row = _found(number, lambda read: read.case(number))
-    from adapters.bootstrap import Engine  # noqa: PLC0415 - only the check code needs the write side
+    from adapters.settings import check_code_secret  # noqa: PLC0415
+    from service.check_code import check_code  # noqa: PLC0415
 
-    row = {**row, "check_code": Engine(load_settings()).service.check_code(number)}  # for the citizen who lost it
+    row = {**row, "check_code": check_code(check_code_secret(load_settings()), number)}  # for a citizen who lost it
     if ref is not None:
         row = {**row, "external_ref": ref}
     show_record(row, as_json, f"Case {number}" + (f" (reference {ref})" if ref else ""))
@@ -157,10 +158,9 @@ def case_track(
     as_json: JsonOpt = False,
 ) -> None:
     """The public view of a case by the citizen's number and check code: no personal data, merges followed."""
-    from adapters.bootstrap import Engine  # noqa: PLC0415 - only track needs the write side
-
     try:
-        Engine(load_settings()).service.track(number, code)
+        with opened_service(load_settings()) as service:  # the rule of the code is the service's
+            service.track(number, code)
     except UnknownReference:
         _unknown(number)
     found = _found(number, lambda read: read.timeline(number))
