@@ -253,6 +253,10 @@ class Counters:
         self.value = value
         self.key_columns = [column.name for column in table.primary_key]
         self.pending: dict[tuple[Any, ...], float] = {}
+        # Deletes a key's row once its figure is zero (see flush).
+        self._key_params = [f"key_{name}" for name in self.key_columns]
+        keys = [table.c[name] == bindparam(f"key_{name}") for name in self.key_columns]
+        self._delete_zero = delete(table).where(and_(*keys, table.c[value] == 0))
 
     def add(self, key: tuple[Any, ...], amount: float = 1) -> None:
         """Add to a figure."""
@@ -272,16 +276,6 @@ class Counters:
         if emptied:
             connection.execute(self._delete_zero, emptied)
         self.clear()
-
-    @property
-    def _key_params(self) -> list[str]:
-        return [f"key_{name}" for name in self.key_columns]
-
-    @property
-    def _delete_zero(self) -> Any:
-        columns = self.table.c
-        keys = [columns[name] == bindparam(f"key_{name}") for name in self.key_columns]
-        return delete(self.table).where(and_(*keys, columns[self.value] == 0))
 
     def clear(self) -> None:
         """Forget pending amounts."""
