@@ -293,18 +293,10 @@ class Vault:
         The sealed form is written as ``"subject":"<hex>"`` (:meth:`sealed_form`), the ciphertext and the rest of
         the event are not searched for anything else. An erasure is rare; intake pays nothing for it.
         """
-        needle = f'"subject":"{subject}"'.encode()
-        table = self.recorder.events_table_name
-        if self.is_postgres:
-            sql = (f'SELECT DISTINCT originator_id FROM "{self.recorder.datastore.schema}".{table} '  # noqa: S608
-                   "WHERE position(%s::bytea in state) > 0")  # fmt: skip
-            params: tuple[Any, ...] = (needle,)
-        else:
-            sql, params = f"SELECT DISTINCT originator_id FROM {table} WHERE instr(state, ?) > 0", (needle,)  # noqa: S608
-        with self.recorder.datastore.transaction(commit=False) as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        return [str(row["originator_id"] if isinstance(row, dict) else row[0]) for row in rows]
+        found = "position(?::bytea in state) > 0" if self.is_postgres else "instr(state, ?) > 0"
+        rows = self._select(f"SELECT DISTINCT originator_id FROM {self.table(self.recorder.events_table_name)} "  # noqa: S608
+                            f"WHERE {found}", [f'"subject":"{subject}"'.encode()])  # fmt: skip
+        return [str(row[0]) for row in rows]
 
     def stage_erasure(self, subjects: Sequence[str]) -> None:
         """Delete these citizens' keys, lookups and uses in the transaction of the next write (the erasure event)."""
